@@ -1,0 +1,111 @@
+"""The typed, frozen description of one run, validated once.
+
+Owns: every option's default and its validation, and the directory names a
+run uses. Does not own: parsing argv (`tuning.run`) or acting on the values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from tuning.errors import UsageError
+
+DEFAULT_SPACE = {"mnist": "dense", "cifar10": "dense", "digits": "dense"}
+FALLBACK_SPACE = "dense"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one `tuning.run` invocation needs.
+
+    Args:
+        dataset: Registered dataset name.
+        tuner: Registered tuner name. Defaults to `"hyperband"`.
+        trials: Upper bound on trials, for every tuner. Defaults to 50.
+        space: Registered search-space name. Defaults to the dataset's default space.
+        max_epochs: Epochs per trial; Hyperband's top rung. Defaults to 20.
+        patience: Early-stopping patience in epochs. Defaults to 3.
+        batch_size: Fixed batch size, or None to let the space tune it. Defaults to None.
+        data_dir: Offline data directory. Defaults to None (`$TUNING_DATA_DIR`, then download).
+        seed: Seed of the trial sequence and the weights; None picks one and records it.
+        name: Run name. Defaults to `"DATASET-TUNER"`.
+        overwrite: Start afresh instead of resuming. Defaults to False.
+        final_epochs: Epoch budget of the retraining of the best configuration. Defaults to 50.
+        max_failures: Consecutive failed trials that stop the search. Defaults to 5.
+        checkpoint_root: Where runs keep their search state and export. Defaults to `checkpoints`.
+        log_root: Where runs keep their TensorBoard logs. Defaults to `logs`.
+        command: The command line that produced this config, for provenance.
+    """
+
+    dataset: str
+    tuner: str = "hyperband"
+    trials: int = 50
+    space: Optional[str] = None
+    max_epochs: int = 20
+    patience: int = 3
+    batch_size: Optional[int] = None
+    data_dir: Optional[str] = None
+    seed: Optional[int] = None
+    name: Optional[str] = None
+    overwrite: bool = False
+    final_epochs: int = 50
+    max_failures: int = 5
+    checkpoint_root: str = "checkpoints"
+    log_root: str = "logs"
+    command: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        _at_least(1, trials=self.trials)
+        _at_least(1, max_epochs=self.max_epochs)
+        _at_least(0, patience=self.patience)
+        _at_least(1, final_epochs=self.final_epochs)
+        _at_least(1, max_failures=self.max_failures)
+        if self.batch_size is not None:
+            _at_least(1, batch_size=self.batch_size)
+        if self.seed is not None and not 0 <= self.seed < 2**32:
+            raise UsageError(f"--seed must be between 0 and 2**32 - 1, but got seed={self.seed}")
+        if self.name is not None:
+            if not self.name or self.name in (".", "..") or os.sep in self.name or "/" in self.name:
+                raise UsageError(f"--name must be a plain folder name, but got name={self.name!r}")
+
+    @property
+    def run_name(self) -> str:
+        return self.name or f"{self.dataset}-{self.tuner}"
+
+    @property
+    def space_name(self) -> str:
+        return self.space or DEFAULT_SPACE.get(self.dataset, FALLBACK_SPACE)
+
+    @property
+    def run_dir(self) -> Path:
+        """`checkpoints/RUN`: the Keras Tuner project, the lock and the export."""
+        return Path(self.checkpoint_root) / self.run_name
+
+    @property
+    def log_dir(self) -> Path:
+        """`logs/RUN`: one TensorBoard run per trial, plus `final/`."""
+        return Path(self.log_root) / self.run_name
+
+    @property
+    def export_dir(self) -> Path:
+        return self.run_dir / "best"
+
+    def replace(self, **changes) -> "RunConfig":
+        """Returns a copy with `changes` applied and validated."""
+        return dataclasses.replace(self, **changes)
+
+    def identity(self) -> dict:
+        """The options that must match for a rerun to resume this run."""
+        return {"dataset": self.dataset, "tuner": self.tuner, "space": self.space_name,
+                "batch_size": self.batch_size, "max_epochs": self.max_epochs}  # fmt: skip
+
+
+def _at_least(minimum: int, **named: int) -> None:
+    ((name, value),) = named.items()
+    if value < minimum:
+        flag = "--" + name.replace("_", "-")
+        raise UsageError(f"{flag} must be at least {minimum}, but got {name}={value}")

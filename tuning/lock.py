@@ -1,0 +1,51 @@
+"""One process per run directory.
+
+Owns: `RunLock`, an advisory `flock` on `checkpoints/RUN/.lock`. The kernel
+drops the lock when its process dies, however it dies, so a crashed run never
+leaves the directory stuck.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from tuning.errors import UsageError
+
+LOCK_NAME = ".lock"
+
+
+class RunLock:
+    """Holds `run_dir/.lock` for the life of a `with` block.
+
+    Args:
+        run_dir: The run's checkpoint directory; created if missing.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise UsageError(
+                f"run {self.path.parent.name!r} is in use by process {holder}; "
+                "wait for it to finish, or pick another --name"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

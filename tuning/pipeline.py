@@ -1,0 +1,60 @@
+"""Feeding dataset splits to Keras as `tf.data` pipelines.
+
+Owns: turning a `Split` into batches. Each split's arrays become one tensor,
+once per process; a pipeline per trial only shuffles *indices* and gathers
+batches from that tensor, so no trial copies the arrays. Does not own:
+loading (`tuning.datasets`) or models.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tuning.datasets import Dataset, Split
+
+
+class SplitFeeder:
+    """Batches one split from a tensor that is built once.
+
+    Args:
+        split: The arrays to feed.
+    """
+
+    def __init__(self, split: Split) -> None:
+        with tf.device("/CPU:0"):
+            self._x = tf.constant(split.x)
+            self._y = tf.constant(split.y)
+        self.size = len(split)
+
+    def batches(self, batch_size: int, shuffle: bool = False, seed: int | None = None) -> tf.data.Dataset:
+        """Returns a pipeline of `(x, y)` batches.
+
+        Args:
+            batch_size: Examples per batch.
+            shuffle: Whether to reshuffle the order every epoch. Defaults to False.
+            seed: Seed of the shuffle order. Defaults to None.
+        """
+        x, y = self._x, self._y
+        indices = tf.data.Dataset.range(self.size)
+        if shuffle:
+            indices = indices.shuffle(self.size, seed=seed, reshuffle_each_iteration=True)
+        return (
+            indices.batch(batch_size)
+            .map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)), num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+
+
+class DatasetFeeder:
+    """Feeders for the train and validation splits of a dataset.
+
+    The test split is deliberately absent: it is fed once, by
+    `tuning.evaluate`, and never during the search.
+
+    Args:
+        dataset: The loaded dataset.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.train = SplitFeeder(dataset.train)
+        self.val = SplitFeeder(dataset.val)

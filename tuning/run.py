@@ -1,0 +1,149 @@
+"""`python -m tuning.run DATASET [options]`: the command line of the service.
+
+Owns: turning argv into a `RunConfig`, mapping errors to exit codes (0 done,
+1 the run failed, 2 bad input, 130 interrupted), keeping TensorFlow and
+Keras Tuner quiet, and the closing summary. Contains no ML logic: that is
+`tuning.service.run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+from tuning.config import RunConfig
+from tuning.errors import TuningError, UsageError
+
+PROG = "tuning.run"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump: main() prints it
+        raise UsageError(f"{message} (see {PROG} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tuning.datasets import DATASETS  # cheap: numpy only; tuners would start TensorFlow
+
+    parser = _Parser(
+        prog=PROG,
+        description="Tune a dense Keras classifier, retrain the best configuration, "
+        "evaluate it once on the test set and export it.",
+    )
+    parser.add_argument("dataset", metavar="DATASET", help=f"one of: {', '.join(DATASETS.names())}")
+    parser.add_argument("--trials", type=int, default=50, help="upper bound on trials, for every tuner (default 50)")
+    parser.add_argument("--tuner", default="hyperband", help="hyperband (default), bayesian or random")
+    parser.add_argument("--space", help="a module in search_spaces/ (default: the dataset's default, 'dense')")
+    parser.add_argument("--max-epochs", type=int, default=20, help="epochs per trial; Hyperband's top rung (default 20)")
+    parser.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (default 3)")
+    parser.add_argument("--batch-size", type=int, help="fixed batch size (default: tuned by the space)")
+    parser.add_argument("--data-dir", help="offline data folder (default: $TUNING_DATA_DIR, then download)")
+    parser.add_argument("--seed", type=int, help="seed of the trial sequence and the weights (default: random, recorded)")
+    parser.add_argument("--name", help="run name (default DATASET-TUNER): checkpoints/RUN and logs/RUN")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming RUN")
+    parser.add_argument("--final-epochs", type=int, default=50, help="epoch budget of the retraining (default 50)")
+    parser.add_argument("--max-failures", type=int, default=5, help="failed trials in a row that stop the search (default 5)")
+    parser.add_argument("--checkpoint-root", default="checkpoints", help=argparse.SUPPRESS)
+    parser.add_argument("--log-root", default="logs", help=argparse.SUPPRESS)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
+    return parser
+
+
+def parse_config(argv: Sequence[str]) -> tuple[RunConfig, bool]:
+    """Parses argv into a validated `RunConfig` and the `--debug` flag."""
+    args = build_parser().parse_args(list(argv))
+    config = RunConfig(
+        dataset=args.dataset,
+        tuner=args.tuner,
+        trials=args.trials,
+        space=args.space,
+        max_epochs=args.max_epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        data_dir=args.data_dir,
+        seed=args.seed,
+        name=args.name,
+        overwrite=args.overwrite,
+        final_epochs=args.final_epochs,
+        max_failures=args.max_failures,
+        checkpoint_root=args.checkpoint_root,
+        log_root=args.log_root,
+        command=(PROG, *argv),
+    )
+    return config, args.debug
+
+
+def _quiet_libraries() -> None:
+    """Silences TensorFlow's start-up chatter and library warnings.
+
+    TensorFlow's C++ logging writes to file descriptor 2 before it reads any
+    setting, so stderr is pointed at /dev/null while TensorFlow loads.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+
+
+def summary(result) -> str:
+    """The closing lines: best hyperparameters, accuracy, where things are."""
+    from tuning.tuners import format_values
+
+    final, search = result.metrics["final"], result.metrics["search"]
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(search["trials_by_status"].items()))
+    return "\n".join([
+        f"done: {counts} in {search['wall_seconds']:.0f}s; retrained in {final['wall_seconds']:.0f}s",
+        f"best: {format_values(result.hyperparameters)}",
+        f"validation accuracy {final['val_accuracy']:.4f}, test accuracy {final['test_accuracy']:.4f} (test set used once)",
+        f"export: {result.export_dir}/model.keras (and saved_model/, metrics.json, README.md)",
+        f"dashboard: tensorboard --logdir {result.log_dir}",
+    ])  # fmt: skip
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the command line and returns its exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    try:
+        config, debug = parse_config(argv)
+        if not debug:
+            _quiet_libraries()
+        from tuning import service
+
+        result = service.run(config, say=lambda line: print(line, flush=True))
+    except TuningError as error:
+        if debug:
+            raise
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; finished trials are saved, rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as error:  # the last resort: one line, and how to see more
+        if debug:
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(f"{PROG}: error: {type(error).__name__}: {first} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+    print(summary(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""One tuning run from a `RunConfig` to an export: the order of the steps.
+
+Owns: the sequence (check names, load data, lock the run, resume or start
+afresh, search, retrain, evaluate once, export) and the `RunResult`. Every
+step is someone else's: data (`tuning.datasets`), spaces
+(`search_spaces`), tuners (`tuning.tuners`), HParams (`tuning.hparams`),
+retraining and the test evaluation (`tuning.evaluate`), files
+(`tuning.export`). Nothing under `checkpoints/` changes until the input has
+been checked and the data loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import secrets
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import search_spaces
+from search_spaces.base import SpaceContext
+from tuning import datasets, tuners
+from tuning.config import RunConfig
+from tuning.errors import RunError, UsageError
+from tuning.lock import LOCK_NAME, RunLock
+
+Say = Callable[[str], None]
+RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a finished run produced.
+
+    Args:
+        export_dir: `checkpoints/RUN/best`.
+        log_dir: `logs/RUN`.
+        metrics: The contents of `metrics.json`.
+        hyperparameters: The exported configuration.
+    """
+
+    export_dir: Path
+    log_dir: Path
+    metrics: dict
+    hyperparameters: dict
+
+
+def run(config: RunConfig, say: Say = print) -> RunResult:
+    """Searches, retrains the best configuration, evaluates it once and exports it.
+
+    Args:
+        config: The validated run.
+        say: Where progress lines go. Defaults to `print`.
+    """
+    space_class = search_spaces.get(config.space_name)
+    tuners.TUNERS.get(config.tuner)
+    if config.dataset not in datasets.DATASETS:
+        datasets.DATASETS.get(config.dataset)  # raises, listing the choices
+    _check_writable(Path(config.checkpoint_root), "checkpoint")
+    _check_writable(Path(config.log_root), "log")
+    previous = _previous_run(config)
+
+    started = time.monotonic()
+    dataset = datasets.load_dataset(config.dataset, config.data_dir)
+    say(
+        f"{config.dataset}: {len(dataset.train)} train / {len(dataset.val)} validation / "
+        f"{len(dataset.test)} test examples from {dataset.source} ({time.monotonic() - started:.1f}s)"
+    )
+
+    # Imported here so that bad input is refused before TensorFlow starts.
+    from tuning import evaluate, export, hparams
+    from tuning.pipeline import DatasetFeeder
+
+    with RunLock(config.run_dir):
+        seed = _choose_seed(config, previous)
+        if config.overwrite:
+            _clear_run(config)
+        _write_run_file(config, seed)
+
+        mean, var = dataset.feature_stats()
+        context = SpaceContext(
+            input_shape=dataset.input_shape,
+            n_classes=dataset.n_classes,
+            feature_mean=mean,
+            feature_var=var,
+            batch_size=config.batch_size,
+        )
+        hypermodel = space_class(context)
+        feeder = DatasetFeeder(dataset)
+        tuner = tuners.make_tuner(config, hypermodel, feeder, seed, say)
+        finished_before = len(tuner.oracle.end_order)
+        if finished_before:
+            say(f"resuming {config.run_name}: {finished_before} trial(s) already finished")
+        say(
+            f"searching {config.space_name} with {config.tuner}: up to {config.trials} trials, "
+            f"{config.max_epochs} epochs each; TensorBoard: tensorboard --logdir {config.log_dir}"
+        )
+        hparams.write_experiment(config.log_dir, tuner.oracle.hyperparameters)
+
+        from tuning.callbacks import search_callbacks
+
+        search_started = time.monotonic()
+        try:
+            tuner.search(
+                epochs=config.max_epochs,
+                callbacks=search_callbacks(config.patience, config.log_dir),
+                verbose=0,
+            )
+        except RuntimeError as error:
+            if "consecutive failures" not in str(error):
+                raise
+            last = str(error).strip().splitlines()[-1]
+            raise RunError(
+                f"stopped after {config.max_failures} failed trials in a row (last: {last}); "
+                "raise --max-failures or narrow the search, then rerun to resume"
+            ) from None
+        search_seconds = time.monotonic() - search_started
+        hparams.write_experiment(config.log_dir, tuner.oracle.hyperparameters)
+
+        counts = tuners.trial_counts(tuner.oracle)
+        if not counts.get("COMPLETED"):
+            raise RunError(f"no trial completed ({counts}); see the reasons above")
+        best_trial = tuner.oracle.get_best_trials(1)[0]
+        best_hp = best_trial.hyperparameters
+        say(f"best trial {best_trial.trial_id}: val_accuracy={best_trial.score:.4f}; retraining it")
+
+        retrained = evaluate.retrain(
+            hypermodel, best_hp, feeder, config.final_epochs, config.patience, seed, config.log_dir
+        )
+        val = evaluate.evaluate_split(retrained.model, dataset.val)
+        test = evaluate.evaluate_once(retrained.model, dataset.test)
+
+        times = tuners.read_trial_times(config.run_dir)
+        hyperparameters = {k: v for k, v in best_hp.values.items() if not k.startswith("tuner/")}
+        metrics = {
+            "run": config.run_name,
+            "command": " ".join(config.command) or "(called from Python)",
+            "seed": seed,
+            "dataset": {
+                "name": dataset.name,
+                "source": dataset.source,
+                "sizes": {"train": len(dataset.train), "val": len(dataset.val), "test": len(dataset.test)},
+                "input_shape": list(dataset.input_shape),
+                "n_classes": dataset.n_classes,
+                "class_names": list(dataset.class_names),
+                "max_value": datasets.DATASETS.get(dataset.name).max_value,
+                "fingerprint": dataset.fingerprint(),
+            },
+            "search": {
+                "tuner": config.tuner,
+                "space": config.space_name,
+                "max_trials": config.trials,
+                "max_epochs": config.max_epochs,
+                "trials_by_status": counts,
+                "best_trial_id": best_trial.trial_id,
+                "best_trial_val_accuracy": float(best_trial.score),
+                "wall_seconds": round(search_seconds, 2),
+                "mean_trial_seconds": round(sum(times.values()) / len(times), 2) if times else None,
+            },
+            "final": {
+                "val_accuracy": val["accuracy"],
+                "val_loss": val["loss"],
+                "test_accuracy": test["accuracy"],
+                "test_loss": test["loss"],
+                "epochs_run": retrained.epochs_run,
+                "best_epoch": retrained.best_epoch,
+                "parameters": int(retrained.model.count_params()),
+                "wall_seconds": round(retrained.wall_seconds, 2),
+                "history": retrained.history,
+            },
+            "versions": _versions(),
+        }
+        export_dir = export.write_export(config.export_dir, retrained.model, hyperparameters, metrics)
+    return RunResult(export_dir, config.log_dir, metrics, hyperparameters)
+
+
+def _check_writable(root: Path, what: str) -> None:
+    probe = root
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not _can_write(probe):
+        raise UsageError(f"cannot write the {what} directory {str(root)!r}: {str(probe)!r} is not writable")
+
+
+def _can_write(folder: Path) -> bool:
+    import os
+
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def _previous_run(config: RunConfig) -> dict | None:
+    """The run file of an existing RUN, after checking that this config may resume it."""
+    path = config.run_dir / RUN_FILE
+    if not path.exists():
+        return None
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise UsageError(f"{path} is unreadable ({error}); rerun with --overwrite to start afresh") from None
+    if config.overwrite:
+        return previous
+    mismatched = {
+        k: (previous.get("identity", {}).get(k), v)
+        for k, v in config.identity().items()
+        if previous.get("identity", {}).get(k) != v
+    }
+    if mismatched:
+        detail = ", ".join(f"{k} was {old!r}, now {new!r}" for k, (old, new) in mismatched.items())
+        raise UsageError(
+            f"run {config.run_name!r} exists with other settings ({detail}); "
+            "pass --overwrite to start afresh or --name for a new run"
+        )
+    return previous
+
+
+def _choose_seed(config: RunConfig, previous: dict | None) -> int:
+    if config.seed is not None:
+        return config.seed
+    if previous is not None and not config.overwrite and "seed" in previous:
+        return int(previous["seed"])  # a resumed run keeps the seed it started with
+    return secrets.randbelow(2**31)
+
+
+def _clear_run(config: RunConfig) -> None:
+    for entry in config.run_dir.iterdir():
+        if entry.name == LOCK_NAME:
+            continue
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    shutil.rmtree(config.log_dir, ignore_errors=True)
+
+
+def _write_run_file(config: RunConfig, seed: int) -> None:
+    path = config.run_dir / RUN_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"identity": config.identity(), "seed": seed}, indent=2))
+    tmp.replace(path)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for package in ("tensorflow", "tensorflow-cpu", "keras", "keras-tuner", "optuna", "numpy"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found
