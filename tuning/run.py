@@ -70,7 +70,7 @@ def parse_config(argv: Sequence[str]) -> tuple[RunConfig, bool]:
         max_failures=args.max_failures,
         checkpoint_root=args.checkpoint_root,
         log_root=args.log_root,
-        command=(PROG, *argv),
+        command=("python", "-m", PROG, *argv),
     )
     return config, args.debug
 

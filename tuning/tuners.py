@@ -36,7 +36,7 @@ class ServiceTuner:
 
     Args:
         feeder: Train and validation feeders, built once per process.
-        seed: Base seed; trial `i` seeds Keras and its shuffle with `seed + i`.
+        seed: Seed of the oracle; trial `i` also seeds Keras and its shuffle with `seed + i`.
         say: Where progress lines go.
         total_trials: The trial cap, for "trial 3/50".
         **kwargs: Passed to the Keras Tuner tuner.
@@ -49,7 +49,7 @@ class ServiceTuner:
         self._total_trials = total_trials
         self._trial_started = 0.0
         with contextlib.redirect_stdout(io.StringIO()):  # Keras Tuner prints "Reloading Tuner from ..."
-            super().__init__(*args, **kwargs)
+            super().__init__(*args, seed=seed, **kwargs)
 
     def run_trial(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
@@ -149,7 +149,7 @@ def trial_counts(oracle: kt.Oracle) -> dict[str, int]:
     return counts
 
 
-TRIAL_TIMES = "trial_times.json"
+TRIAL_TIMES = "search_times.json"
 
 
 def _record_trial_time(run_dir: Path, trial_id: str, seconds: float) -> None:

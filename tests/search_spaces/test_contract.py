@@ -1,0 +1,77 @@
+"""The contract every registered search space must honour."""
+
+from __future__ import annotations
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+
+import search_spaces
+from search_spaces.base import SearchSpace, SpaceContext
+from tests.conftest import make_dataset
+from tuning.errors import UsageError
+
+DRAWS = 6
+
+
+def context_for(dataset, batch_size=None) -> SpaceContext:
+    mean, var = dataset.feature_stats()
+    return SpaceContext(dataset.input_shape, dataset.n_classes, mean, var, batch_size=batch_size)
+
+
+def random_draws(space: SearchSpace, count: int, seed: int):
+    """Random hyperparameter sets honouring conditions, as a random-search oracle draws them."""
+    space_hp = kt.HyperParameters()
+    space.build(space_hp)
+    for i in range(count):
+        hp = space_hp.copy()
+        hp.values = {}
+        for entry in hp.space:
+            if hp.is_active(entry):
+                hp.values[entry.name] = entry.random_sample(seed + 1000 * i + len(hp.values))
+        yield hp
+        space_hp.merge(hp)  # entries discovered while building join the space
+
+
+@pytest.mark.parametrize("name", search_spaces.SPACES.names())
+def test_random_draws_build_and_fit_one_batch(name):
+    dataset = make_dataset()
+    space = search_spaces.get(name)(context_for(dataset))
+    assert isinstance(space, SearchSpace)
+    for hp in random_draws(space, DRAWS, seed=7):
+        keras.backend.clear_session()
+        model = space.build(hp)
+        assert model.count_params() > 0
+        assert model.output_shape == (None, dataset.n_classes)
+        assert hp.get("batch_size") > 0
+        history = model.fit(dataset.train.x[:16], dataset.train.y[:16], epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0]) or hp.get("learning_rate") > 1e-2
+        probabilities = model.predict(dataset.val.x[:4], verbose=0)
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", search_spaces.SPACES.names())
+def test_fixed_batch_size_is_not_tuned(name):
+    dataset = make_dataset()
+    space = search_spaces.get(name)(context_for(dataset, batch_size=48))
+    hp = kt.HyperParameters()
+    space.build(hp)
+    assert hp.get("batch_size") == 48
+    assert type(hp._hps["batch_size"][0]).__name__ == "Fixed"
+
+
+def test_registry_lists_dense_and_refuses_unknown():
+    assert "dense" in search_spaces.SPACES.names()
+    with pytest.raises(UsageError, match="unknown search space 'conv'; choose one of: .*dense"):
+        search_spaces.get("conv")
+
+
+def test_dense_optimizer_parameters_are_conditional():
+    space = search_spaces.get("dense")(context_for(make_dataset()))
+    hp = kt.HyperParameters()
+    hp.Fixed("optimizer", "sgd")
+    space.build(hp)
+    assert "momentum" in hp and "nesterov" in hp
+    assert "beta_1" not in hp and "weight_decay" not in hp
+    assert isinstance(space.build(hp).optimizer, keras.optimizers.SGD)

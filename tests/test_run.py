@@ -1,0 +1,73 @@
+"""The command line: argv to config, and bad input to one line and exit code 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from tuning import run
+from tuning.errors import UsageError
+
+
+def test_argv_becomes_a_typed_config():
+    config, debug = run.parse_config(
+        ["cifar10", "--trials", "7", "--tuner", "random", "--max-epochs", "4", "--patience", "2",
+         "--batch-size", "64", "--data-dir", "/d", "--seed", "5", "--name", "x", "--overwrite",
+         "--final-epochs", "9", "--max-failures", "2", "--debug"]
+    )  # fmt: skip
+    assert debug is True
+    assert (config.dataset, config.trials, config.tuner, config.max_epochs) == ("cifar10", 7, "random", 4)
+    assert (config.patience, config.batch_size, config.data_dir, config.seed) == (2, 64, "/d", 5)
+    assert (config.run_name, config.overwrite, config.final_epochs, config.max_failures) == ("x", True, 9, 2)
+    assert config.command[:3] == ("python", "-m", "tuning.run")
+
+
+def test_defaults():
+    config, debug = run.parse_config(["mnist"])
+    assert debug is False
+    assert (config.trials, config.tuner, config.space_name, config.batch_size, config.seed) == (
+        50, "hyperband", "dense", None, None
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "the following arguments are required: DATASET"),
+        (["mnist", "--trials", "abc"], "argument --trials: invalid int value: 'abc'"),
+        (["mnist", "--trials", "0"], "--trials must be at least 1, but got trials=0"),
+        (["mnist", "--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_parse_errors_are_usage_errors(argv, message):
+    with pytest.raises(UsageError, match=message):
+        run.parse_config(argv)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["imagenet"], "unknown dataset 'imagenet'; choose one of: cifar10, digits, mnist"),
+        (["digits", "--tuner", "grid"], "unknown tuner 'grid'; choose one of: bayesian, hyperband, random"),
+        (["digits", "--space", "conv"], "unknown search space 'conv'; choose one of: "),
+        (["digits", "--max-epochs", "0"], "--max-epochs must be at least 1, but got max_epochs=0"),
+        (["digits", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
+        (["mnist", "--data-dir", "/no/such/dir"], "data directory '/no/such/dir' does not exist"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run.main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("tuning.run: error: ") and message in lines[0]
+    assert "Traceback" not in captured.err + captured.out
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_unwritable_checkpoint_root_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert run.main(["digits", "--checkpoint-root", str(blocker / "sub")]) == 2
+    assert "cannot write the checkpoint directory" in capsys.readouterr().err

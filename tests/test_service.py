@@ -1,0 +1,76 @@
+"""A whole run in-process on scikit-learn's digits: cap, resume, overwrite, refusal."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from tuning import run, service
+from tuning.config import RunConfig
+from tuning.errors import UsageError
+
+
+def tiny_config(tmp_path: Path, **changes) -> RunConfig:
+    base = dict(
+        dataset="digits", trials=2, max_epochs=2, final_epochs=1, patience=1, seed=3,
+        checkpoint_root=str(tmp_path / "checkpoints"), log_root=str(tmp_path / "logs"),
+    )  # fmt: skip
+    base.update(changes)
+    return RunConfig(**base)
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*")) if p.is_file()
+    }  # fmt: skip
+
+
+def test_hyperband_stops_at_the_trial_cap_and_resume_runs_only_new_trials(tmp_path):
+    lines: list[str] = []
+    first = service.run(tiny_config(tmp_path, trials=3), say=lines.append)
+    assert first.metrics["search"]["trials_by_status"] == {"COMPLETED": 3}
+    assert sum(line.startswith("trial ") for line in lines) == 3
+    run_dir = tmp_path / "checkpoints" / "digits-hyperband"
+    finished = {p.parent.name: p.read_text() for p in run_dir.glob("trial_*/trial.json")}
+    assert len(finished) == 3
+
+    lines.clear()
+    second = service.run(tiny_config(tmp_path, trials=5), say=lines.append)
+    assert second.metrics["search"]["trials_by_status"] == {"COMPLETED": 5}
+    assert any("3 trial(s) already finished" in line for line in lines)
+    assert sum(line.startswith("trial ") for line in lines) == 2  # only the new ones ran
+    for name, text in finished.items():
+        assert (run_dir / name / "trial.json").read_text() == text
+
+
+def test_resume_with_other_settings_is_refused_and_changes_nothing(tmp_path):
+    service.run(tiny_config(tmp_path, tuner="random"), say=lambda _: None)
+    before = snapshot(tmp_path / "checkpoints")
+    with pytest.raises(UsageError, match="exists with other settings .*max_epochs was 2, now 3"):
+        service.run(tiny_config(tmp_path, tuner="random", max_epochs=3), say=lambda _: None)
+    assert run.main(["digits", "--tuner", "random", "--trials", "0",
+                     "--checkpoint-root", str(tmp_path / "checkpoints")]) == 2  # fmt: skip
+    assert snapshot(tmp_path / "checkpoints") == before
+
+
+def test_overwrite_starts_afresh(tmp_path):
+    service.run(tiny_config(tmp_path, tuner="random", trials=2), say=lambda _: None)
+    lines: list[str] = []
+    result = service.run(tiny_config(tmp_path, tuner="random", trials=1, overwrite=True), say=lines.append)
+    assert result.metrics["search"]["trials_by_status"] == {"COMPLETED": 1}
+    assert not any("already finished" in line for line in lines)
+    metrics = json.loads((result.export_dir / "metrics.json").read_text())
+    assert metrics["search"]["max_trials"] == 1
+
+
+def test_same_seed_gives_the_same_trial_sequence(tmp_path):
+    sequences = []
+    for name in ("a", "b"):
+        service.run(tiny_config(tmp_path, tuner="random", trials=3, name=name), say=lambda _: None)
+        trials = sorted((tmp_path / "checkpoints" / name).glob("trial_*/trial.json"))
+        sequences.append([json.loads(p.read_text())["hyperparameters"]["values"] for p in trials])
+    assert sequences[0] == sequences[1]
