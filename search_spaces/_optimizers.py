@@ -1,22 +1,38 @@
-"""Optimizer hyperparameters shared by every space.
+"""Optimizer, learning-rate schedule and their hyperparameters, shared by every space.
 
 Each optimizer's own parameters live in a conditional scope on `optimizer`,
-so a sampler never sees SGD's momentum on an Adam trial.
+and each schedule's on `lr_schedule`, so a sampler never sees SGD's momentum
+on an Adam trial. Schedules are Keras's own classes (`ExponentialDecay`,
+`CosineDecay` with linear warm-up), so a trained model serializes without
+custom objects. The one exception is `OneCycleSGD`, which moves momentum
+against the learning rate; `as_stock()` swaps it for a plain `SGD` before export.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import math
+from typing import Optional, Sequence, Union
 
 import keras
 import keras_tuner as kt
+from keras import ops
 
 OPTIMIZERS = ("adam", "nadam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "exponential", "1cycle")
 DEFAULT_LEARNING_RATE_BOUNDS = (1e-4, 3e-2)
+
+# 1cycle, after Smith (2018): start at peak/25, rise linearly for the first 30%
+# of the steps, then anneal to peak/25,000 (cosine, Keras's built-in shape).
+ONE_CYCLE_WARMUP_FRACTION = 0.3
+ONE_CYCLE_START_DIVISOR = 25.0
+ONE_CYCLE_END_FRACTION = 1e-3  # of the peak, after the decay phase
+ONE_CYCLE_MOMENTUM_SPAN = 0.1  # momentum falls from its value by this much at the peak
+
+LearningRate = Union[float, keras.optimizers.schedules.LearningRateSchedule]
 
 
 def learning_rate(hp: kt.HyperParameters, bounds: Optional[tuple[float, float]] = None) -> float:
-    """Declares the log-uniform `learning_rate`.
+    """Declares the log-uniform `learning_rate` (the peak rate under a schedule).
 
     Args:
         hp: The trial's hyperparameters.
@@ -27,26 +43,122 @@ def learning_rate(hp: kt.HyperParameters, bounds: Optional[tuple[float, float]] 
     return hp.Float("learning_rate", low, high, sampling="log", default=default)
 
 
+def one_cycle(peak: float, total_steps: int) -> keras.optimizers.schedules.CosineDecay:
+    """The 1cycle learning rate: linear warm-up to `peak`, then cosine annealing far below the start.
+
+    Args:
+        peak: The highest learning rate, reached after 30% of the steps.
+        total_steps: Steps of the whole cycle; later steps stay at the end value.
+    """
+    warmup = max(1, int(round(ONE_CYCLE_WARMUP_FRACTION * total_steps)))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak / ONE_CYCLE_START_DIVISOR,
+        decay_steps=max(1, total_steps - warmup),
+        alpha=ONE_CYCLE_END_FRACTION,
+        warmup_target=peak,
+        warmup_steps=warmup,
+    )
+
+
+def schedule(hp: kt.HyperParameters, peak: float, steps_per_epoch: int, epochs: int) -> LearningRate:
+    """Declares `lr_schedule` and returns the learning rate to give the optimizer.
+
+    Args:
+        hp: The trial's hyperparameters.
+        peak: The sampled learning rate.
+        steps_per_epoch: Batches in one epoch of the training split.
+        epochs: Epochs one cycle of the schedule spans.
+    """
+    kind = hp.Choice("lr_schedule", list(SCHEDULES), default="constant")
+    if kind == "exponential":
+        with hp.conditional_scope("lr_schedule", ["exponential"]):
+            per_epoch = hp.Float("lr_decay_per_epoch", 0.5, 0.99, default=0.9)
+        return keras.optimizers.schedules.ExponentialDecay(
+            peak, decay_steps=max(1, steps_per_epoch), decay_rate=per_epoch
+        )
+    if kind == "1cycle":
+        return one_cycle(peak, max(2, steps_per_epoch * epochs))
+    return peak
+
+
+@keras.saving.register_keras_serializable(package="tuning")
+class OneCycleSGD(keras.optimizers.SGD):
+    """SGD whose momentum moves opposite to the learning rate, as 1cycle prescribes.
+
+    Momentum is `momentum - span * lr / peak`: highest while the rate is low,
+    lowest at the rate's peak.
+
+    Args:
+        learning_rate: A schedule, normally `one_cycle(peak, steps)`.
+        peak_learning_rate: The schedule's peak.
+        momentum: Momentum at the lowest learning rates. Defaults to 0.95.
+        momentum_span: How far momentum falls at the peak. Defaults to 0.1.
+        nesterov: Whether to use Nesterov momentum. Defaults to True.
+    """
+
+    def __init__(self, learning_rate, peak_learning_rate, momentum=0.95, momentum_span=ONE_CYCLE_MOMENTUM_SPAN,
+                 nesterov=True, **kwargs):  # fmt: skip
+        super().__init__(learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, **kwargs)
+        self.peak_learning_rate = float(peak_learning_rate)
+        self.momentum_span = float(min(momentum_span, momentum))
+
+    def momentum_at(self, learning_rate):
+        """The momentum that goes with `learning_rate`."""
+        fraction = ops.clip(ops.divide(learning_rate, self.peak_learning_rate), 0.0, 1.0)
+        return ops.subtract(self.momentum, ops.multiply(self.momentum_span, fraction))
+
+    def update_step(self, gradient, variable, learning_rate):
+        learning_rate = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        momentum = ops.cast(self.momentum_at(learning_rate), variable.dtype)
+        m = self.momentums[self._get_variable_index(variable)]
+        self.assign(m, ops.subtract(ops.multiply(m, momentum), ops.multiply(gradient, learning_rate)))
+        if self.nesterov:
+            self.assign_add(
+                variable, ops.subtract(ops.multiply(m, momentum), ops.multiply(gradient, learning_rate))
+            )
+        else:
+            self.assign_add(variable, m)
+
+    def as_stock(self) -> keras.optimizers.SGD:
+        """A plain `SGD` at this optimizer's settings, for models that must load with Keras alone."""
+        return keras.optimizers.SGD(
+            learning_rate=self._learning_rate, momentum=self.momentum, nesterov=self.nesterov
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(peak_learning_rate=self.peak_learning_rate, momentum_span=self.momentum_span)
+        return config
+
+
 def optimizer(
     hp: kt.HyperParameters,
+    steps_per_epoch: int,
+    epochs: int,
     choices: Sequence[str] = OPTIMIZERS,
     default: str = "adam",
     learning_rate_bounds: Optional[tuple[float, float]] = None,
 ) -> keras.optimizers.Optimizer:
-    """Declares the optimizer, its learning rate and its key parameters.
+    """Declares the optimizer, its learning rate and schedule, and its key parameters.
 
     Args:
         hp: The trial's hyperparameters.
+        steps_per_epoch: Batches per epoch, for schedules.
+        epochs: Epochs a schedule spans.
         choices: Optimizer names to search. Defaults to all of `OPTIMIZERS`.
         default: The first value tried. Defaults to `"adam"`.
         learning_rate_bounds: See `learning_rate`. Defaults to None.
     """
     name = hp.Choice("optimizer", list(choices), default=default)
-    lr = learning_rate(hp, learning_rate_bounds)
+    peak = learning_rate(hp, learning_rate_bounds)
+    lr = schedule(hp, peak, steps_per_epoch, epochs)
     if name == "sgd":
         with hp.conditional_scope("optimizer", ["sgd"]):
             momentum = hp.Choice("momentum", [0.0, 0.9, 0.95, 0.99], default=0.9)
             nesterov = hp.Boolean("nesterov", default=True)
+        if hp.get("lr_schedule") == "1cycle" and momentum > 0:
+            return OneCycleSGD(lr, peak_learning_rate=peak, momentum=momentum, nesterov=nesterov)
         return keras.optimizers.SGD(learning_rate=lr, momentum=momentum, nesterov=nesterov)
     if name == "rmsprop":
         return keras.optimizers.RMSprop(learning_rate=lr)
@@ -60,3 +172,8 @@ def optimizer(
     if name == "nadam":
         return keras.optimizers.Nadam(learning_rate=lr, beta_1=beta_1)
     return keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1)
+
+
+def steps_per_epoch(train_size: int, batch_size: int) -> int:
+    """Batches in one epoch."""
+    return max(1, math.ceil(train_size / batch_size))

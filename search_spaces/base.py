@@ -15,6 +15,8 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
+from search_spaces import _optimizers
+
 BATCH_SIZES = (64, 128, 256, 512)
 
 
@@ -32,6 +34,8 @@ class SpaceContext:
             Defaults to None.
         learning_rate_bounds: `(low, high)` for the learning-rate
             hyperparameter; None keeps the space's own range. Defaults to None.
+        train_size: Examples in the training split, for schedules. Defaults to 1.
+        epochs: Epochs one learning-rate schedule spans. Defaults to 1.
     """
 
     input_shape: tuple[int, ...]
@@ -40,37 +44,61 @@ class SpaceContext:
     feature_var: Optional[np.ndarray] = None
     batch_size: Optional[int] = None
     learning_rate_bounds: Optional[tuple[float, float]] = None
+    train_size: int = 1
+    epochs: int = 1
+
+
+    @classmethod
+    def for_dataset(cls, dataset, **options) -> "SpaceContext":
+        """The context of a loaded dataset (anything with `input_shape`,
+        `n_classes`, `train` and `feature_stats()`); `options` set the rest."""
+        mean, var = dataset.feature_stats()
+        return cls(
+            input_shape=tuple(dataset.input_shape),
+            n_classes=dataset.n_classes,
+            feature_mean=mean,
+            feature_var=var,
+            train_size=len(dataset.train),
+            **options,
+        )
 
 
 class SearchSpace(kt.HyperModel):
     """Base class of the registered spaces.
 
     Subclasses implement `build_network(hp) -> keras.Model` (uncompiled, with
-    a softmax output) and `build_optimizer(hp)`. `build` adds the batch size
-    and compiles.
+    a softmax output) and may set `DEFAULT_OPTIMIZER` and `OPTIMIZERS`.
+    `build` adds the batch size, the optimizer and its schedule, and compiles.
 
     Args:
         context: The problem the space is built for.
     """
+
+    DEFAULT_OPTIMIZER = "adam"
+    OPTIMIZERS: tuple[str, ...] = _optimizers.OPTIMIZERS
 
     def __init__(self, context: SpaceContext) -> None:
         super().__init__(name=type(self).__name__)
         self.context = context
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
-        declare_batch_size(hp, self.context.batch_size)
+        batch_size = declare_batch_size(hp, self.context.batch_size)
         model = self.build_network(hp)
         model.compile(
-            optimizer=self.build_optimizer(hp),
+            optimizer=_optimizers.optimizer(
+                hp,
+                steps_per_epoch=_optimizers.steps_per_epoch(self.context.train_size, batch_size),
+                epochs=self.context.epochs,
+                choices=self.OPTIMIZERS,
+                default=self.DEFAULT_OPTIMIZER,
+                learning_rate_bounds=self.context.learning_rate_bounds,
+            ),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
         return model
 
     def build_network(self, hp: kt.HyperParameters) -> keras.Model:
-        raise NotImplementedError
-
-    def build_optimizer(self, hp: kt.HyperParameters) -> keras.optimizers.Optimizer:
         raise NotImplementedError
 
     def standardizer(self) -> keras.layers.Layer:

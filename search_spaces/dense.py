@@ -2,7 +2,8 @@
 
 Tunes depth (1 to 20 hidden layers, log-uniform so shallow nets are tried
 often), units per layer, activation, kernel initializer, normalization,
-dropout, input standardization, optimizer, learning rate and batch size.
+dropout, input standardization, and (from the base class) optimizer,
+learning rate, learning-rate schedule and batch size.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import keras
 import keras_tuner as kt
 
-from search_spaces import _optimizers
 from search_spaces.base import SearchSpace
 
 MAX_LAYERS = 20
@@ -48,9 +48,6 @@ class DenseSpace(SearchSpace):
                 x = keras.layers.Dropout(dropout)(x)
         outputs = keras.layers.Dense(self.context.n_classes, activation="softmax", name="probabilities")(x)
         return keras.Model(inputs, outputs, name="dense")
-
-    def build_optimizer(self, hp: kt.HyperParameters) -> keras.optimizers.Optimizer:
-        return _optimizers.optimizer(hp, learning_rate_bounds=self.context.learning_rate_bounds)
 
 
 SPACE = DenseSpace

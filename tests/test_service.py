@@ -74,3 +74,16 @@ def test_same_seed_gives_the_same_trial_sequence(tmp_path):
         trials = sorted((tmp_path / "checkpoints" / name).glob("trial_*/trial.json"))
         sequences.append([json.loads(p.read_text())["hyperparameters"]["values"] for p in trials])
     assert sequences[0] == sequences[1]
+
+
+def test_lr_range_auto_narrows_the_learning_rate(tmp_path):
+    lines: list[str] = []
+    result = service.run(tiny_config(tmp_path, tuner="random", lr_range="auto"), say=lines.append)
+    low, high = result.metrics["learning_rate_range_test"]["bounds"]
+    assert 0 < low < high
+    assert any(line.startswith("learning-rate range test:") for line in lines)
+    for trial in (tmp_path / "checkpoints" / "digits-random").glob("trial_*/trial.json"):
+        lr = json.loads(trial.read_text())["hyperparameters"]["values"]["learning_rate"]
+        assert low <= lr <= high
+    assert (tmp_path / "logs" / "digits-random" / "lr_range" / "lr_range.png").exists()
+    assert "range test" in (result.export_dir / "README.md").read_text()

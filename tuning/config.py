@@ -16,6 +16,7 @@ from tuning.errors import UsageError
 
 DEFAULT_SPACE = {"mnist": "dense", "cifar10": "dense", "digits": "dense"}
 FALLBACK_SPACE = "dense"
+LR_RANGE_CHOICES = ("off", "auto")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class RunConfig:
         overwrite: Start afresh instead of resuming. Defaults to False.
         final_epochs: Epoch budget of the retraining of the best configuration. Defaults to 50.
         max_failures: Consecutive failed trials that stop the search. Defaults to 5.
+        lr_range: `"auto"` runs the learning-rate range test first and narrows
+            the learning-rate hyperparameter to its bounds; `"off"` does not. Defaults to "off".
+        mc_passes: Stochastic passes of the MC-dropout evaluation. Defaults to 10.
         checkpoint_root: Where runs keep their search state and export. Defaults to `checkpoints`.
         log_root: Where runs keep their TensorBoard logs. Defaults to `logs`.
         command: The command line that produced this config, for provenance.
@@ -54,6 +58,8 @@ class RunConfig:
     overwrite: bool = False
     final_epochs: int = 50
     max_failures: int = 5
+    mc_passes: int = 10
+    lr_range: str = "off"
     checkpoint_root: str = "checkpoints"
     log_root: str = "logs"
     command: tuple[str, ...] = field(default=(), compare=False)
@@ -64,6 +70,11 @@ class RunConfig:
         _at_least(0, patience=self.patience)
         _at_least(1, final_epochs=self.final_epochs)
         _at_least(1, max_failures=self.max_failures)
+        _at_least(1, mc_passes=self.mc_passes)
+        if self.lr_range not in LR_RANGE_CHOICES:
+            raise UsageError(
+                f"--lr-range must be one of {', '.join(LR_RANGE_CHOICES)}, but got lr_range={self.lr_range!r}"
+            )
         if self.batch_size is not None:
             _at_least(1, batch_size=self.batch_size)
         if self.seed is not None and not 0 <= self.seed < 2**32:
@@ -101,7 +112,8 @@ class RunConfig:
     def identity(self) -> dict:
         """The options that must match for a rerun to resume this run."""
         return {"dataset": self.dataset, "tuner": self.tuner, "space": self.space_name,
-                "batch_size": self.batch_size, "max_epochs": self.max_epochs}  # fmt: skip
+                "batch_size": self.batch_size, "max_epochs": self.max_epochs,
+                "lr_range": self.lr_range}  # fmt: skip
 
 
 def _at_least(minimum: int, **named: int) -> None:

@@ -1,9 +1,9 @@
 """Retraining the best configuration and the one evaluation on the test set.
 
 Owns: the final fit (training split, early-stopped on validation with the best
-weights restored) and `evaluate_once`, the only code that feeds the test
-split. Does not own: choosing the configuration (the tuner) or writing files
-(`tuning.export`).
+weights restored), `evaluate_once` (the only code that feeds the test split),
+MC-dropout predictions and the expected calibration error. Does not own:
+choosing the configuration (the tuner) or writing files (`tuning.export`).
 """
 
 from __future__ import annotations
@@ -94,6 +94,79 @@ def evaluate_split(model: keras.Model, split: Split) -> dict[str, float]:
     return {"loss": float(loss), "accuracy": float(accuracy)}
 
 
-def evaluate_once(model: keras.Model, test: Split) -> dict[str, float]:
-    """The final evaluation on the test split. Call it once per run, after selection is over."""
-    return evaluate_split(model, test)
+DROPOUT_LAYERS = (keras.layers.Dropout, keras.layers.AlphaDropout)
+CALIBRATION_BINS = 15
+
+
+def evaluate_once(model: keras.Model, test: Split, mc_passes: int = 10) -> dict:
+    """The final evaluation on the test split. Call it once per run, after selection is over.
+
+    Args:
+        model: The retrained model.
+        test: The test split.
+        mc_passes: Stochastic passes for MC dropout, when the model has dropout.
+            Defaults to 10.
+
+    Returns:
+        `loss`, `accuracy`, `ece`, and `mc_dropout` (None without dropout
+        layers, else `passes`, `accuracy` and `ece` of the mean prediction).
+    """
+    result: dict = evaluate_split(model, test)
+    probabilities = model.predict(test.x, batch_size=EVAL_BATCH_SIZE, verbose=0)
+    result["ece"] = expected_calibration_error(probabilities, test.y)
+    result["mc_dropout"] = None
+    if has_dropout(model):
+        mean = mc_dropout_passes(model, test.x, mc_passes).mean(axis=0)
+        result["mc_dropout"] = {
+            "passes": mc_passes,
+            "accuracy": float(np.mean(mean.argmax(axis=1) == test.y)),
+            "ece": expected_calibration_error(mean, test.y),
+        }
+    return result
+
+
+def has_dropout(model: keras.Model) -> bool:
+    """Whether the model holds dropout or alpha-dropout layers."""
+    return any(isinstance(layer, DROPOUT_LAYERS) for layer in model.layers)
+
+
+def mc_dropout_passes(model: keras.Model, x: np.ndarray, passes: int) -> np.ndarray:
+    """`passes` stochastic predictions, shape `(passes, n, classes)`.
+
+    Only the dropout layers run in training mode; batch normalization keeps
+    its inference statistics, which `model(x, training=True)` would not.
+    Assumes a chain of layers, as every registered space builds.
+    """
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+    def forward(batch, stochastic: bool):
+        for layer in layers:
+            batch = layer(batch, training=stochastic and isinstance(layer, DROPOUT_LAYERS))
+        return batch
+
+    probe = x[:8]
+    if not np.allclose(keras.ops.convert_to_numpy(forward(probe, False)), model.predict(probe, verbose=0), atol=1e-5):
+        raise ValueError("MC dropout needs a model whose layers form a single chain")
+    batches = [x[i:i + EVAL_BATCH_SIZE] for i in range(0, len(x), EVAL_BATCH_SIZE)]
+    return np.stack([
+        np.concatenate([keras.ops.convert_to_numpy(forward(b, True)) for b in batches]) for _ in range(passes)
+    ])  # fmt: skip
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
+    """Expected calibration error of the top-class confidence, over equal-width bins.
+
+    Args:
+        probabilities: Shape `(n, classes)`.
+        labels: Integer labels, shape `(n,)`.
+        bins: Number of confidence bins. Defaults to 15.
+    """
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    error = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            error += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(error)

@@ -42,6 +42,7 @@ def write_export(
     staging = export_dir.with_name(f"{export_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    _make_loadable_with_keras_alone(model)
     model.save(staging / MODEL_FILE)
     with contextlib.redirect_stdout(io.StringIO()):  # model.export prints its endpoints
         model.export(str(staging / SAVED_MODEL_DIR), format="tf_saved_model", verbose=False)
@@ -50,6 +51,17 @@ def write_export(
     (staging / "README.md").write_text(model_card(model, hyperparameters, metrics))
     _swap_into_place(staging, export_dir)
     return export_dir
+
+
+def _make_loadable_with_keras_alone(model: keras.Model) -> None:
+    """Swaps a custom training optimizer (1cycle's `OneCycleSGD`) for its stock Keras twin.
+
+    The export is for inference; its optimizer only has to deserialize, and a
+    stock one needs no custom objects and no import of `tuning` to do so.
+    """
+    as_stock = getattr(model.optimizer, "as_stock", None)
+    if as_stock is not None:
+        model.compile(optimizer=as_stock(), loss=model.loss, metrics=["accuracy"])
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -80,6 +92,25 @@ def _layer_lines(model: keras.Model) -> list[str]:
     return lines
 
 
+def _lr_range_line(test: dict | None) -> str:
+    if not test:
+        return ""
+    low, high = test["bounds"]
+    return (
+        f"- A learning-rate range test ran first (`--lr-range auto`); the learning rate was searched "
+        f"in [{low:.2e}, {high:.2e}].\n"
+    )
+
+
+def _mc_line(mc: dict | None) -> str:
+    if not mc:
+        return "The model has no dropout, so no MC-dropout figures apply.\n"
+    return (
+        f"MC dropout (mean of {mc['passes']} stochastic passes): test accuracy {mc['accuracy']:.4f}, "
+        f"ECE {mc['ece']:.4f}. The exported model itself is deterministic.\n"
+    )
+
+
 def model_card(model: keras.Model, hyperparameters: dict, metrics: dict) -> str:
     """The `README.md` of an export, from the same figures as `metrics.json`."""
     data, search, final = metrics["dataset"], metrics["search"], metrics["final"]
@@ -98,6 +129,8 @@ then retrained from scratch and evaluated once on the held-out test set.
 | validation (used for selection) | {final['val_accuracy']:.4f} | {final['val_loss']:.4f} | {data['sizes']['val']} |
 | test (touched once, after selection) | {final['test_accuracy']:.4f} | {final['test_loss']:.4f} | {data['sizes']['test']} |
 
+Expected calibration error (15 bins) on test: {final['test_ece']:.4f}.
+{_mc_line(final.get('mc_dropout'))}
 The best search trial scored {search['best_trial_val_accuracy']:.4f} validation accuracy;
 the retrained model scored {final['val_accuracy']:.4f}.
 
@@ -111,7 +144,7 @@ classes {', '.join(data['class_names'])}.
 ## How it was found
 - Search: {search['tuner']}, {counts} (cap {search['max_trials']}), {search['wall_seconds']:.0f} s.
 - Retraining: {final['epochs_run']} epochs (best epoch {final['best_epoch']}), {final['wall_seconds']:.0f} s.
-- Seed {metrics['seed']}. Command: `{metrics['command']}`
+{_lr_range_line(metrics.get('learning_rate_range_test'))}- Seed {metrics['seed']}. Command: `{metrics['command']}`
 - Data: {data['source']}, {data['sizes']['train']} train / {data['sizes']['val']} validation / {data['sizes']['test']} test, sha256 prefix `{data['fingerprint']}`.
 
 | hyperparameter | value |

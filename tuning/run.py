@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming RUN")
     parser.add_argument("--final-epochs", type=int, default=50, help="epoch budget of the retraining (default 50)")
     parser.add_argument("--max-failures", type=int, default=5, help="failed trials in a row that stop the search (default 5)")
+    parser.add_argument("--lr-range", default="off", help="'auto': run the learning-rate range test first and search within its bounds (default off)")
+    parser.add_argument("--mc-passes", type=int, default=10, help="stochastic passes of the MC-dropout evaluation (default 10)")
     parser.add_argument("--checkpoint-root", default="checkpoints", help=argparse.SUPPRESS)
     parser.add_argument("--log-root", default="logs", help=argparse.SUPPRESS)
     parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
@@ -68,6 +70,8 @@ def parse_config(argv: Sequence[str]) -> tuple[RunConfig, bool]:
         overwrite=args.overwrite,
         final_epochs=args.final_epochs,
         max_failures=args.max_failures,
+        mc_passes=args.mc_passes,
+        lr_range=args.lr_range,
         checkpoint_root=args.checkpoint_root,
         log_root=args.log_root,
         command=("python", "-m", PROG, *argv),
@@ -110,7 +114,12 @@ def summary(result) -> str:
     return "\n".join([
         f"done: {counts} in {search['wall_seconds']:.0f}s; retrained in {final['wall_seconds']:.0f}s",
         f"best: {format_values(result.hyperparameters)}",
-        f"validation accuracy {final['val_accuracy']:.4f}, test accuracy {final['test_accuracy']:.4f} (test set used once)",
+        f"validation accuracy {final['val_accuracy']:.4f}, test accuracy {final['test_accuracy']:.4f} "
+        f"(ECE {final['test_ece']:.4f}; test set used once)",
+        *([f"MC dropout ({mc['passes']} passes): test accuracy {mc['accuracy']:.4f}, ECE {mc['ece']:.4f}"]
+          if (mc := final.get("mc_dropout")) else []),
+        *([f"learning rate searched in [{b[0]:.2e}, {b[1]:.2e}], the bounds of the range test (--lr-range auto)"]
+          if (b := (result.metrics.get("learning_rate_range_test") or {}).get("bounds")) else []),
         f"export: {result.export_dir}/model.keras (and saved_model/, metrics.json, README.md)",
         f"dashboard: tensorboard --logdir {result.log_dir}",
     ])  # fmt: skip

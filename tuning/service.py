@@ -79,18 +79,14 @@ def run(config: RunConfig, say: Say = print) -> RunResult:
         seed = _choose_seed(config, previous)
         if config.overwrite:
             _clear_run(config)
-        _write_run_file(config, seed)
 
-        mean, var = dataset.feature_stats()
-        context = SpaceContext(
-            input_shape=dataset.input_shape,
-            n_classes=dataset.n_classes,
-            feature_mean=mean,
-            feature_var=var,
-            batch_size=config.batch_size,
+        feeder = DatasetFeeder(dataset)
+        lr_bounds = _learning_rate_bounds(config, dataset, space_class, feeder, seed, previous, say)
+        _write_run_file(config, seed, lr_bounds)
+        context = SpaceContext.for_dataset(
+            dataset, batch_size=config.batch_size, epochs=config.max_epochs, learning_rate_bounds=lr_bounds
         )
         hypermodel = space_class(context)
-        feeder = DatasetFeeder(dataset)
         tuner = tuners.make_tuner(config, hypermodel, feeder, seed, say)
         finished_before = len(tuner.oracle.end_order)
         if finished_before:
@@ -132,7 +128,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult:
             hypermodel, best_hp, feeder, config.final_epochs, config.patience, seed, config.log_dir
         )
         val = evaluate.evaluate_split(retrained.model, dataset.val)
-        test = evaluate.evaluate_once(retrained.model, dataset.test)
+        test = evaluate.evaluate_once(retrained.model, dataset.test, mc_passes=config.mc_passes)
 
         times = tuners.read_trial_times(config.run_dir)
         hyperparameters = {k: v for k, v in best_hp.values.items() if not k.startswith("tuner/")}
@@ -166,12 +162,15 @@ def run(config: RunConfig, say: Say = print) -> RunResult:
                 "val_loss": val["loss"],
                 "test_accuracy": test["accuracy"],
                 "test_loss": test["loss"],
+                "test_ece": test["ece"],
+                "mc_dropout": test["mc_dropout"],
                 "epochs_run": retrained.epochs_run,
                 "best_epoch": retrained.best_epoch,
                 "parameters": int(retrained.model.count_params()),
                 "wall_seconds": round(retrained.wall_seconds, 2),
                 "history": retrained.history,
             },
+            "learning_rate_range_test": None if lr_bounds is None else {"bounds": list(lr_bounds)},
             "versions": _versions(),
         }
         export_dir = export.write_export(config.export_dir, retrained.model, hyperparameters, metrics)
@@ -233,11 +232,33 @@ def _clear_run(config: RunConfig) -> None:
     shutil.rmtree(config.log_dir, ignore_errors=True)
 
 
-def _write_run_file(config: RunConfig, seed: int) -> None:
+def _write_run_file(config: RunConfig, seed: int, lr_bounds: tuple[float, float] | None) -> None:
     path = config.run_dir / RUN_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"identity": config.identity(), "seed": seed}, indent=2))
+    record = {"identity": config.identity(), "seed": seed, "learning_rate_bounds": lr_bounds}
+    tmp.write_text(json.dumps(record, indent=2))
     tmp.replace(path)
+
+
+def _learning_rate_bounds(config, dataset, space_class, feeder, seed, previous, say) -> tuple[float, float] | None:
+    """With `--lr-range auto`, the bounds from a range test (or the ones a resumed run found)."""
+    if config.lr_range != "auto":
+        return None
+    if previous is not None and not config.overwrite and previous.get("learning_rate_bounds"):
+        low, high = previous["learning_rate_bounds"]
+        say(f"learning-rate range test: reusing bounds {low:.2e} to {high:.2e} from the first run")
+        return (low, high)
+    from tuning import lr_range
+
+    probe = space_class(SpaceContext.for_dataset(dataset, batch_size=config.batch_size, epochs=config.max_epochs))
+    result, _ = lr_range.space_range_test(probe, feeder.train, {}, seed=seed)
+    lr_range.write_outputs(result, config.log_dir / "lr_range", f"{config.run_name}: learning-rate range test")
+    say(
+        f"learning-rate range test: lowest loss at {result.best:.2e}, suggested {result.suggested:.2e}; "
+        f"searching learning_rate in [{result.bounds[0]:.2e}, {result.bounds[1]:.2e}] "
+        f"(plot: {config.log_dir / 'lr_range' / 'lr_range.png'})"
+    )
+    return result.bounds
 
 
 def _versions() -> dict[str, str]:

@@ -31,7 +31,8 @@ def random_draws(space: SearchSpace, count: int, seed: int):
             if hp.is_active(entry):
                 hp.values[entry.name] = entry.random_sample(seed + 1000 * i + len(hp.values))
         yield hp
-        space_hp.merge(hp)  # entries discovered while building join the space
+        known = {entry.name for entry in space_hp.space}
+        space_hp.merge([e for e in hp.space if e.name not in known])  # entries found while building join
 
 
 @pytest.mark.parametrize("name", search_spaces.SPACES.names())
@@ -40,7 +41,7 @@ def test_random_draws_build_and_fit_one_batch(name):
     space = search_spaces.get(name)(context_for(dataset))
     assert isinstance(space, SearchSpace)
     for hp in random_draws(space, DRAWS, seed=7):
-        keras.backend.clear_session()
+        keras.backend.clear_session(free_memory=False)
         model = space.build(hp)
         assert model.count_params() > 0
         assert model.output_shape == (None, dataset.n_classes)
@@ -75,3 +76,38 @@ def test_dense_optimizer_parameters_are_conditional():
     assert "momentum" in hp and "nesterov" in hp
     assert "beta_1" not in hp and "weight_decay" not in hp
     assert isinstance(space.build(hp).optimizer, keras.optimizers.SGD)
+
+
+SELU_DRAWS = 200
+
+
+def test_selu_constraints_hold_for_200_random_draws():
+    dataset = make_dataset()
+    space = search_spaces.get("selu")(context_for(dataset))
+    allowed = (keras.layers.InputLayer, keras.layers.Flatten, keras.layers.Normalization,
+               keras.layers.Dense, keras.layers.AlphaDropout)  # fmt: skip
+    for hp in random_draws(space, SELU_DRAWS, seed=11):
+        keras.backend.clear_session(free_memory=False)
+        model = space.build_network(hp)
+        layers = model.layers
+        assert all(isinstance(layer, allowed) for layer in layers), [type(l).__name__ for l in layers]
+        assert isinstance(layers[2], keras.layers.Normalization)  # inputs standardized first
+        hidden = [l for l in layers if isinstance(l, keras.layers.Dense)][:-1]
+        assert hidden
+        for dense in hidden:
+            assert dense.activation.__name__ == "selu"
+            assert type(dense.kernel_initializer).__name__ == "LecunNormal"
+        assert not any(type(l) is keras.layers.Dropout for l in layers)
+
+
+def test_deep_space_is_deep_and_narrow():
+    space = search_spaces.get("deep")(context_for(make_dataset()))
+    for hp in random_draws(space, 5, seed=3):
+        keras.backend.clear_session(free_memory=False)
+        model = space.build_network(hp)
+        hidden = [l for l in model.layers if isinstance(l, keras.layers.Dense)][:-1]
+        assert 10 <= len(hidden) <= 30
+        assert all(50 <= l.units <= 200 and l.units == hidden[0].units for l in hidden)
+        norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+        assert len(norms) == len(hidden)
+    assert kt.HyperParameters().Choice("x", ["nadam"]) == space.DEFAULT_OPTIMIZER

@@ -1,0 +1,70 @@
+"""Schedules and optimizers shared by the spaces: 1cycle's shape and momentum inversion."""
+
+from __future__ import annotations
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+
+from search_spaces import _optimizers
+from search_spaces._optimizers import OneCycleSGD, one_cycle
+
+PEAK, STEPS = 0.1, 1000
+
+
+def values(schedule, steps):
+    return np.array([float(schedule(step)) for step in steps])
+
+
+def test_one_cycle_shape():
+    schedule = one_cycle(PEAK, STEPS)
+    lrs = values(schedule, range(STEPS + 1))
+    assert lrs[0] == pytest.approx(PEAK / 25)
+    assert int(np.argmax(lrs)) == 300 and lrs.max() == pytest.approx(PEAK)
+    assert np.all(np.diff(lrs[:301]) > 0) and np.all(np.diff(lrs[300:]) <= 1e-12)
+    assert np.allclose(np.diff(lrs[:301]), np.diff(lrs[:301])[0], rtol=1e-3)  # warm-up is linear
+    assert lrs[-1] == pytest.approx(PEAK * 1e-3, rel=1e-3)
+    assert float(schedule(5 * STEPS)) == pytest.approx(lrs[-1], rel=1e-3)  # stays at the end value
+
+
+def test_one_cycle_momentum_moves_opposite_to_the_learning_rate():
+    schedule = one_cycle(PEAK, STEPS)
+    optimizer = OneCycleSGD(schedule, peak_learning_rate=PEAK, momentum=0.95)
+    lrs = values(schedule, [0, 150, 300, 650, 1000])
+    momenta = np.array([float(optimizer.momentum_at(lr)) for lr in lrs])
+    assert momenta[2] == pytest.approx(0.85)  # lowest at the peak
+    assert momenta[0] == pytest.approx(0.95 - 0.1 / 25) and momenta[-1] == pytest.approx(0.95, abs=1e-3)
+    assert np.all(np.sign(np.diff(momenta)) == -np.sign(np.diff(lrs)))
+
+
+def test_one_cycle_sgd_trains_and_exports_as_stock_sgd():
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(OneCycleSGD(one_cycle(0.5, 20), peak_learning_rate=0.5, momentum=0.9), "sparse_categorical_crossentropy")
+    first = model.fit(x, y, epochs=5, batch_size=16, verbose=0).history["loss"]
+    assert first[-1] < first[0]
+    stock = model.optimizer.as_stock()
+    assert type(stock) is keras.optimizers.SGD and stock.momentum == 0.9
+    assert isinstance(stock._learning_rate, keras.optimizers.schedules.CosineDecay)
+
+
+@pytest.mark.parametrize("schedule_name, kind", [
+    ("constant", float), ("exponential", keras.optimizers.schedules.ExponentialDecay),
+    ("1cycle", keras.optimizers.schedules.CosineDecay),
+])  # fmt: skip
+def test_schedule_hyperparameter(schedule_name, kind):
+    hp = kt.HyperParameters()
+    hp.Fixed("lr_schedule", schedule_name)
+    lr = _optimizers.schedule(hp, 0.01, steps_per_epoch=10, epochs=3)
+    assert isinstance(lr, kind)
+    assert ("lr_decay_per_epoch" in hp) == (schedule_name == "exponential")
+
+
+def test_sgd_with_1cycle_cycles_momentum():
+    hp = kt.HyperParameters()
+    hp.Fixed("optimizer", "sgd")
+    hp.Fixed("lr_schedule", "1cycle")
+    hp.Fixed("momentum", 0.95)
+    assert isinstance(_optimizers.optimizer(hp, steps_per_epoch=10, epochs=2), OneCycleSGD)

@@ -1,0 +1,52 @@
+"""MC dropout and calibration."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from tuning.evaluate import evaluate_once, expected_calibration_error, has_dropout, mc_dropout_passes
+
+
+def chain(dropout: bool) -> keras.Model:
+    inputs = keras.Input((8, 8))
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Dense(32, activation="relu")(x)
+    x = keras.layers.BatchNormalization()(x)
+    if dropout:
+        x = keras.layers.Dropout(0.5)(x)
+    outputs = keras.layers.Dense(3, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_passes_differ_with_dropout_and_agree_without(toy_dataset):
+    x = toy_dataset.test.x
+    with_dropout = mc_dropout_passes(chain(True), x, passes=4)
+    assert with_dropout.shape == (4, len(x), 3)
+    assert not np.allclose(with_dropout[0], with_dropout[1])
+    model = chain(False)
+    without = mc_dropout_passes(model, x, passes=3)
+    np.testing.assert_allclose(without[0], without[2], atol=1e-6)
+    np.testing.assert_allclose(without[0], model.predict(x, verbose=0), atol=1e-5)  # BN stays in inference mode
+
+
+def test_evaluate_once_reports_mc_dropout_only_with_dropout(toy_dataset):
+    assert has_dropout(chain(True)) and not has_dropout(chain(False))
+    result = evaluate_once(chain(True), toy_dataset.test, mc_passes=5)
+    assert result["mc_dropout"]["passes"] == 5 and 0 <= result["mc_dropout"]["accuracy"] <= 1
+    assert evaluate_once(chain(False), toy_dataset.test)["mc_dropout"] is None
+
+
+def test_ece_known_values():
+    labels = np.array([0, 0, 1, 1])
+    perfect = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    assert expected_calibration_error(perfect, labels) == 0.0
+    # all at 0.8 confidence, 3 of 4 right: |0.75 - 0.8| = 0.05
+    confident = np.array([[0.8, 0.2], [0.8, 0.2], [0.2, 0.8], [0.8, 0.2]])
+    assert expected_calibration_error(confident, labels) == pytest.approx(0.05)
+    # two bins: 0.6 (1 of 2 right) and 0.9 (2 of 2 right): 0.5*0.1 + 0.5*0.1
+    mixed = np.array([[0.6, 0.4], [0.6, 0.4], [0.1, 0.9], [0.1, 0.9]])
+    assert expected_calibration_error(mixed, np.array([0, 1, 1, 1])) == pytest.approx(0.1)

@@ -1,0 +1,162 @@
+"""`python -m tuning.lr_find DATASET [--space S] [--hp name=value ...]`: the learning-rate range test.
+
+Owns: the command line of the range test. It trains one configuration of a
+space (its defaults, with `--hp` overrides) for about an epoch while the
+learning rate grows exponentially, writes `logs/lr_find/DATASET-SPACE/`
+(`lr_range.csv`, `lr_range.png`) and prints the suggested rate and the bounds
+it would search. The test itself is `tuning.lr_range`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+from tuning.errors import TuningError, UsageError
+
+PROG = "tuning.lr_find"
+
+
+@dataclass(frozen=True)
+class FindConfig:
+    """One range test.
+
+    Args:
+        dataset: Registered dataset name.
+        space: Registered search-space name. Defaults to `"dense"`.
+        overrides: Hyperparameter values to fix. Defaults to none.
+        data_dir: Offline data directory. Defaults to None.
+        batch_size: Fixed batch size. Defaults to None (the space's default).
+        min_lr: First learning rate. Defaults to 1e-6.
+        max_lr: Last learning rate. Defaults to 10.
+        steps: Batches to grow over. Defaults to None (one epoch).
+        seed: Seed. Defaults to 0.
+        log_root: Where the plot and CSV go. Defaults to `logs`.
+    """
+
+    dataset: str
+    space: str = "dense"
+    overrides: dict = field(default_factory=dict)
+    data_dir: Optional[str] = None
+    batch_size: Optional[int] = None
+    min_lr: float = 1e-6
+    max_lr: float = 10.0
+    steps: Optional[int] = None
+    seed: int = 0
+    log_root: str = "logs"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_lr < self.max_lr:
+            raise UsageError(
+                f"--min-lr and --max-lr need 0 < min < max, but got min_lr={self.min_lr}, max_lr={self.max_lr}"
+            )
+        if self.steps is not None and self.steps < 10:
+            raise UsageError(f"--steps must be at least 10, but got steps={self.steps}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1, but got batch_size={self.batch_size}")
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.log_root) / "lr_find" / f"{self.dataset}-{self.space}"
+
+
+def parse_hp(text: str) -> tuple[str, object]:
+    """`name=value` with the value read as bool, int, float or string, in that order."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise UsageError(f"--hp takes name=value, but got {text!r}")
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return name, lowered == "true"
+    for kind in (int, float):
+        try:
+            return name, kind(raw)
+        except ValueError:
+            continue
+    return name, raw
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(f"{message} (see {PROG} --help)")
+
+
+def parse_config(argv: Sequence[str]) -> FindConfig:
+    parser = _Parser(prog=PROG, description="Learning-rate range test: grow the rate exponentially, plot the loss.")
+    parser.add_argument("dataset", metavar="DATASET")
+    parser.add_argument("--space", default="dense", help="a module in search_spaces/ (default dense)")
+    parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE",
+                        help="fix a hyperparameter, e.g. --hp optimizer=sgd --hp num_layers=3")  # fmt: skip
+    parser.add_argument("--data-dir", help="offline data folder (default: $TUNING_DATA_DIR, then download)")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--min-lr", type=float, default=1e-6)
+    parser.add_argument("--max-lr", type=float, default=10.0)
+    parser.add_argument("--steps", type=int, help="batches to grow the rate over (default: one epoch)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--log-root", default="logs", help="where lr_find/DATASET-SPACE/ is written (default logs)")
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(list(argv))
+    return FindConfig(
+        dataset=args.dataset, space=args.space, overrides=dict(parse_hp(t) for t in args.hp),
+        data_dir=args.data_dir, batch_size=args.batch_size, min_lr=args.min_lr, max_lr=args.max_lr,
+        steps=args.steps, seed=args.seed, log_root=args.log_root,
+    )  # fmt: skip
+
+
+def find(config: FindConfig, say=print):
+    """Runs the range test described by `config`; returns the result and the output paths."""
+    import search_spaces
+    from search_spaces.base import SpaceContext
+    from tuning import datasets, lr_range
+    from tuning.pipeline import SplitFeeder
+
+    space_class = search_spaces.get(config.space)
+    dataset = datasets.load_dataset(config.dataset, config.data_dir)
+    hypermodel = space_class(SpaceContext.for_dataset(dataset, batch_size=config.batch_size))
+    try:
+        result, hp = lr_range.space_range_test(
+            hypermodel, SplitFeeder(dataset.train), config.overrides, seed=config.seed,
+            steps=config.steps, min_lr=config.min_lr, max_lr=config.max_lr,
+        )  # fmt: skip
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    paths = lr_range.write_outputs(result, config.output_dir, f"{config.dataset}, {config.space} space")
+    return result, hp, paths
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    try:
+        config = parse_config(argv)
+        if not debug:
+            from tuning.run import _quiet_libraries
+
+            _quiet_libraries()
+        result, hp, (csv_path, png_path) = find(config)
+    except TuningError as error:
+        if debug:
+            raise
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    from tuning.tuners import format_values
+
+    stop = f"diverged at {result.diverged_at:.2e}" if result.diverged_at else "did not diverge"
+    print(f"configuration: {format_values({k: v for k, v in hp.values.items() if k != 'learning_rate'})}")
+    print(f"{len(result.losses)} batches, learning rate {result.learning_rates[0]:.1e} to "
+          f"{result.learning_rates[-1]:.1e}; loss {stop}")  # fmt: skip
+    print(f"lowest smoothed loss at learning rate {result.best:.2e}")
+    print(f"suggested learning rate: {result.suggested:.2e}")
+    print(f"bounds to search: {result.bounds[0]:.2e} to {result.bounds[1]:.2e}")
+    print(f"plot: {png_path}\ncsv: {csv_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
