@@ -47,7 +47,7 @@ def test_parse_errors_are_usage_errors(argv, message):
     "argv, message",
     [
         (["imagenet"], "unknown dataset 'imagenet'; choose one of: cifar10, digits, mnist"),
-        (["digits", "--tuner", "grid"], "unknown tuner 'grid'; choose one of: bayesian, hyperband, random"),
+        (["digits", "--tuner", "grid"], "unknown tuner 'grid'; choose one of: bayesian, cmaes, gp, hyperband, random, tpe"),
         (["digits", "--space", "conv"], "unknown search space 'conv'; choose one of: "),
         (["digits", "--max-epochs", "0"], "--max-epochs must be at least 1, but got max_epochs=0"),
         (["digits", "--seed", "x"], "argument --seed: invalid int value: 'x'"),

@@ -17,6 +17,7 @@ from tuning.errors import UsageError
 DEFAULT_SPACE = {"mnist": "dense", "cifar10": "dense", "digits": "dense"}
 FALLBACK_SPACE = "dense"
 LR_RANGE_CHOICES = ("off", "auto")
+OPTUNA_TUNERS = ("tpe", "cmaes", "gp")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class RunConfig:
         max_failures: Consecutive failed trials that stop the search. Defaults to 5.
         lr_range: `"auto"` runs the learning-rate range test first and narrows
             the learning-rate hyperparameter to its bounds; `"off"` does not. Defaults to "off".
+        pruner: Optuna pruner for the Optuna tuners: `none`, `median` or
+            `hyperband`. Defaults to None (`median` for Optuna tuners).
+        storage: Optuna storage URL. Defaults to None (SQLite at `checkpoints/RUN/study.db`).
         mc_passes: Stochastic passes of the MC-dropout evaluation. Defaults to 10.
         checkpoint_root: Where runs keep their search state and export. Defaults to `checkpoints`.
         log_root: Where runs keep their TensorBoard logs. Defaults to `logs`.
@@ -60,6 +64,8 @@ class RunConfig:
     max_failures: int = 5
     mc_passes: int = 10
     lr_range: str = "off"
+    pruner: Optional[str] = None
+    storage: Optional[str] = None
     checkpoint_root: str = "checkpoints"
     log_root: str = "logs"
     command: tuple[str, ...] = field(default=(), compare=False)
@@ -79,6 +85,13 @@ class RunConfig:
             _at_least(1, batch_size=self.batch_size)
         if self.seed is not None and not 0 <= self.seed < 2**32:
             raise UsageError(f"--seed must be between 0 and 2**32 - 1, but got seed={self.seed}")
+        if self.tuner not in OPTUNA_TUNERS:
+            for flag, value in (("--pruner", self.pruner), ("--storage", self.storage)):
+                if value is not None:
+                    raise UsageError(
+                        f"{flag} applies to the Optuna tuners ({', '.join(OPTUNA_TUNERS)}), "
+                        f"but got tuner={self.tuner!r}"
+                    )
         if self.name is not None:
             if not self.name or self.name in (".", "..") or os.sep in self.name or "/" in self.name:
                 raise UsageError(f"--name must be a plain folder name, but got name={self.name!r}")
@@ -86,6 +99,15 @@ class RunConfig:
     @property
     def run_name(self) -> str:
         return self.name or f"{self.dataset}-{self.tuner}"
+
+    @property
+    def pruner_name(self) -> str:
+        return self.pruner or "median"
+
+    @property
+    def storage_url(self) -> str:
+        """The Optuna study's storage: `--storage`, else SQLite in the run directory."""
+        return self.storage or f"sqlite:///{(self.run_dir / 'study.db').resolve()}"
 
     @property
     def space_name(self) -> str:

@@ -92,6 +92,14 @@ def _layer_lines(model: keras.Model) -> list[str]:
     return lines
 
 
+def _engine(search: dict) -> str:
+    optuna = search.get("optuna")
+    if optuna:
+        return (f"Optuna's `{search['tuner']}` sampler (pruner `{optuna['pruner']}`, study "
+                f"`{optuna['study_name']}` in `{optuna['storage']}`) driving Keras Tuner")  # fmt: skip
+    return f"Keras Tuner's `{search['tuner']}`"
+
+
 def _lr_range_line(test: dict | None) -> str:
     if not test:
         return ""
@@ -120,7 +128,7 @@ def model_card(model: keras.Model, hyperparameters: dict, metrics: dict) -> str:
     hp_lines = "\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(hyperparameters.items()))
     return f"""# {metrics['run']}: a dense classifier for {data['name']}
 
-Found by `tuning` with Keras Tuner's `{search['tuner']}` over the `{search['space']}` search space,
+Found by `tuning` with {_engine(search)} over the `{search['space']}` search space,
 then retrained from scratch and evaluated once on the held-out test set.
 
 ## How good it is

@@ -25,7 +25,16 @@ METRICS = (
     hp_api.Metric("epoch_loss", group="validation", display_name="val loss"),
     hp_api.Metric("epoch_accuracy", group="train", display_name="train accuracy"),
     hp_api.Metric("epoch_loss", group="train", display_name="train loss"),
+    hp_api.Metric("pruned_at_epoch", display_name="pruned at epoch"),
 )
+
+
+def log_pruned(session_dir, epochs: int) -> None:
+    """Records, in a trial's own run, that Optuna pruned it after `epochs` epochs."""
+    writer = tf.summary.create_file_writer(str(session_dir))
+    with writer.as_default():
+        tf.summary.scalar("pruned_at_epoch", epochs, step=epochs)
+    writer.close()
 
 
 def to_hparams(hyperparameters: kt.HyperParameters) -> dict:

@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("dataset", metavar="DATASET", help=f"one of: {', '.join(DATASETS.names())}")
     parser.add_argument("--trials", type=int, default=50, help="upper bound on trials, for every tuner (default 50)")
-    parser.add_argument("--tuner", default="hyperband", help="hyperband (default), bayesian or random")
+    parser.add_argument("--tuner", default="hyperband", help="hyperband (default), bayesian, random, or Optuna's tpe, cmaes, gp")
     parser.add_argument("--space", help="a module in search_spaces/ (default: the dataset's default, 'dense')")
     parser.add_argument("--max-epochs", type=int, default=20, help="epochs per trial; Hyperband's top rung (default 20)")
     parser.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (default 3)")
@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming RUN")
     parser.add_argument("--final-epochs", type=int, default=50, help="epoch budget of the retraining (default 50)")
     parser.add_argument("--max-failures", type=int, default=5, help="failed trials in a row that stop the search (default 5)")
+    parser.add_argument("--pruner", help="Optuna tuners only: none, median (default) or hyperband")
+    parser.add_argument("--storage", help="Optuna tuners only: storage URL (default sqlite:///checkpoints/RUN/study.db)")
     parser.add_argument("--lr-range", default="off", help="'auto': run the learning-rate range test first and search within its bounds (default off)")
     parser.add_argument("--mc-passes", type=int, default=10, help="stochastic passes of the MC-dropout evaluation (default 10)")
     parser.add_argument("--checkpoint-root", default="checkpoints", help=argparse.SUPPRESS)
@@ -72,6 +74,8 @@ def parse_config(argv: Sequence[str]) -> tuple[RunConfig, bool]:
         max_failures=args.max_failures,
         mc_passes=args.mc_passes,
         lr_range=args.lr_range,
+        pruner=args.pruner,
+        storage=args.storage,
         checkpoint_root=args.checkpoint_root,
         log_root=args.log_root,
         command=("python", "-m", PROG, *argv),
@@ -100,6 +104,7 @@ def _quiet_libraries() -> None:
         os.close(saved)
         os.close(devnull)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("optuna").setLevel(logging.WARNING)
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.ERROR)

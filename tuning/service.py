@@ -24,7 +24,7 @@ from typing import Callable
 import search_spaces
 from search_spaces.base import SpaceContext
 from tuning import datasets, tuners
-from tuning.config import RunConfig
+from tuning.config import OPTUNA_TUNERS, RunConfig
 from tuning.errors import RunError, UsageError
 from tuning.lock import LOCK_NAME, RunLock
 
@@ -58,6 +58,11 @@ def run(config: RunConfig, say: Say = print) -> RunResult:
     """
     space_class = search_spaces.get(config.space_name)
     tuners.TUNERS.get(config.tuner)
+    if config.tuner in OPTUNA_TUNERS:
+        from tuning import optuna_oracle
+
+        optuna_oracle.PRUNERS.get(config.pruner_name)
+        optuna_oracle.SAMPLERS.get(config.tuner)(0)  # gp refuses here when PyTorch is missing
     if config.dataset not in datasets.DATASETS:
         datasets.DATASETS.get(config.dataset)  # raises, listing the choices
     _check_writable(Path(config.checkpoint_root), "checkpoint")
@@ -151,6 +156,8 @@ def run(config: RunConfig, say: Say = print) -> RunResult:
                 "space": config.space_name,
                 "max_trials": config.trials,
                 "max_epochs": config.max_epochs,
+                "optuna": {"pruner": config.pruner_name, "storage": config.storage_url, "study_name": config.run_name}
+                if config.tuner in OPTUNA_TUNERS else None,
                 "trials_by_status": counts,
                 "best_trial_id": best_trial.trial_id,
                 "best_trial_val_accuracy": float(best_trial.score),

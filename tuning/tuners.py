@@ -1,6 +1,7 @@
 """Composing Keras Tuner tuners for a run.
 
-Owns: the tuner registry (`hyperband`, `bayesian`, `random`), the trial cap
+Owns: the tuner registry (`hyperband`, `bayesian`, `random`, and the Optuna
+samplers `tpe`, `cmaes`, `gp` over `tuning.optuna_oracle`), the trial cap
 that holds for every tuner (Hyperband included), feeding each trial from the
 shared `tf.data` feeders at the batch size the trial chose, per-trial seeds,
 and the one-line progress report. The project directory layout under
@@ -22,7 +23,7 @@ import keras
 import keras_tuner as kt
 
 from tuning.callbacks import OBJECTIVE
-from tuning.config import RunConfig
+from tuning.config import OPTUNA_TUNERS, RunConfig
 from tuning.pipeline import DatasetFeeder
 from tuning.registry import Registry
 
@@ -32,24 +33,27 @@ HYPERBAND_FACTOR = 3
 
 
 class ServiceTuner:
-    """Mixin over a Keras Tuner tuner: batches data per trial, seeds it, reports it.
+    """Mixin over a Keras Tuner tuner: batches data per trial, seeds it, prunes it, reports it.
 
     Args:
         feeder: Train and validation feeders, built once per process.
-        seed: Seed of the oracle; trial `i` also seeds Keras and its shuffle with `seed + i`.
+        trial_seed: Trial `i` seeds Keras and its shuffle with `trial_seed + i`.
         say: Where progress lines go.
         total_trials: The trial cap, for "trial 3/50".
+        log_dir: `logs/RUN`, where a pruned trial's stopping epoch is logged.
         **kwargs: Passed to the Keras Tuner tuner.
     """
 
-    def __init__(self, *args, feeder: DatasetFeeder, seed: int, say: Say, total_trials: int, **kwargs):
+    def __init__(self, *args, feeder: DatasetFeeder, trial_seed: int, say: Say, total_trials: int,
+                 log_dir: Path, **kwargs):  # fmt: skip
         self._feeder = feeder
-        self._seed = seed
+        self._seed = trial_seed
         self._say = say
         self._total_trials = total_trials
+        self._log_dir = log_dir
         self._trial_started = 0.0
         with contextlib.redirect_stdout(io.StringIO()):  # Keras Tuner prints "Reloading Tuner from ..."
-            super().__init__(*args, seed=seed, **kwargs)
+            super().__init__(*args, **kwargs)
 
     def run_trial(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
@@ -58,6 +62,15 @@ class ServiceTuner:
         train = self._feeder.train.batches(hp.get("batch_size"), shuffle=True, seed=trial_seed)
         val = self._feeder.val.batches(EVAL_BATCH_SIZE)
         return super().run_trial(trial, train, *args, validation_data=val, **kwargs)
+
+    def on_epoch_end(self, trial, model, epoch, logs=None):
+        super().on_epoch_end(trial, model, epoch, logs=logs)
+        report = getattr(self.oracle, "report", None)  # only oracles that can prune have it
+        if report is not None and report(trial.trial_id, epoch, (logs or {}).get(OBJECTIVE)):
+            model.stop_training = True
+            from tuning.hparams import log_pruned
+
+            log_pruned(self._get_tensorboard_dir(self._log_dir, trial.trial_id, 0), epoch + 1)
 
     def on_trial_begin(self, trial):
         self._trial_started = time.monotonic()
@@ -68,9 +81,8 @@ class ServiceTuner:
         seconds = time.monotonic() - self._trial_started
         ended = self.oracle.get_trial(trial.trial_id)
         _record_trial_time(Path(self.project_dir), trial.trial_id, seconds)
-        self._say(
-            format_trial_line(ended, len(self.oracle.end_order), self._total_trials, seconds)
-        )
+        pruned_at = getattr(self.oracle, "pruned", {}).get(trial.trial_id)
+        self._say(format_trial_line(ended, len(self.oracle.end_order), self._total_trials, seconds, pruned_at))
 
 
 class HyperbandTuner(ServiceTuner, kt.Hyperband):
@@ -86,31 +98,53 @@ class RandomTuner(ServiceTuner, kt.RandomSearch):
 
 
 class TunerFactory(Protocol):
-    def __call__(self, config: RunConfig, common: dict) -> kt.Tuner: ...
+    def __call__(self, config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner: ...
 
 
-def _hyperband(config: RunConfig, common: dict) -> kt.Tuner:
+class OptunaTuner(ServiceTuner, kt.Tuner):
+    """A Keras Tuner tuner driven by an `OptunaOracle`."""
+
+
+def _hyperband(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
     # Hyperband has no max_trials: let it sweep as often as it likes and cap
     # it through the oracle's generic max_trials check in create_trial.
     tuner = HyperbandTuner(
-        max_epochs=config.max_epochs, factor=HYPERBAND_FACTOR, hyperband_iterations=10_000, **common
-    )
+        max_epochs=config.max_epochs, factor=HYPERBAND_FACTOR, hyperband_iterations=10_000,
+        **oracle_args, **common,
+    )  # fmt: skip
     tuner.oracle.max_trials = config.trials
     return tuner
 
 
-def _bayesian(config: RunConfig, common: dict) -> kt.Tuner:
-    return BayesianTuner(max_trials=config.trials, **common)
+def _bayesian(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
+    return BayesianTuner(max_trials=config.trials, **oracle_args, **common)
 
 
-def _random(config: RunConfig, common: dict) -> kt.Tuner:
-    return RandomTuner(max_trials=config.trials, **common)
+def _random(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
+    return RandomTuner(max_trials=config.trials, **oracle_args, **common)
+
+
+def _optuna(sampler_name: str) -> TunerFactory:
+    def factory(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
+        from tuning import optuna_oracle
+
+        sampler = optuna_oracle.SAMPLERS.get(sampler_name)(oracle_args["seed"])
+        pruner = optuna_oracle.PRUNERS.get(config.pruner_name)(config.max_epochs)
+        oracle = optuna_oracle.OptunaOracle(
+            max_trials=config.trials, sampler=sampler, pruner=pruner,
+            storage=config.storage_url, study_name=config.run_name, **oracle_args,
+        )  # fmt: skip
+        return OptunaTuner(oracle=oracle, **common)
+
+    return factory
 
 
 TUNERS: Registry[TunerFactory] = Registry("tuner")
 TUNERS.register("hyperband", _hyperband)
 TUNERS.register("bayesian", _bayesian)
 TUNERS.register("random", _random)
+for _sampler in OPTUNA_TUNERS:
+    TUNERS.register(_sampler, _optuna(_sampler))
 
 
 def make_tuner(
@@ -126,26 +160,32 @@ def make_tuner(
         say: Where progress lines go.
     """
     factory = TUNERS.get(config.tuner)
-    common = dict(
-        hypermodel=hypermodel,
+    oracle_args = dict(
         objective=kt.Objective(OBJECTIVE, direction="max"),
         seed=seed,
         max_consecutive_failed_trials=config.max_failures,
+    )
+    common = dict(
+        hypermodel=hypermodel,
         directory=str(config.run_dir.parent),
         project_name=config.run_dir.name,
         overwrite=False,  # the service clears the run itself, keeping its lock
         feeder=feeder,
+        trial_seed=seed,
         say=say,
         total_trials=config.trials,
+        log_dir=config.log_dir,
     )
-    return factory(config, common)
+    return factory(config, common, oracle_args)
 
 
 def trial_counts(oracle: kt.Oracle) -> dict[str, int]:
-    """Counts the oracle's trials by status, e.g. `{"COMPLETED": 9, "FAILED": 1}`."""
+    """Counts the oracle's trials by status, e.g. `{"COMPLETED": 7, "PRUNED": 2, "FAILED": 1}`."""
+    pruned = getattr(oracle, "pruned", {})
     counts: dict[str, int] = {}
     for trial in oracle.trials.values():
-        counts[trial.status] = counts.get(trial.status, 0) + 1
+        status = "PRUNED" if trial.trial_id in pruned else trial.status
+        counts[status] = counts.get(status, 0) + 1
     return counts
 
 
@@ -182,13 +222,16 @@ def format_values(values: dict) -> str:
     return " ".join(parts)
 
 
-def format_trial_line(trial: kt.engine.trial.Trial, done: int, total: int, seconds: float) -> str:
+def format_trial_line(trial: kt.engine.trial.Trial, done: int, total: int, seconds: float,
+                      pruned_at: int | None = None) -> str:  # fmt: skip
     """One progress line: number out of total, status, score, epochs, time, hyperparameters."""
     width = len(str(total))
     values = trial.hyperparameters.values
     if trial.status == "COMPLETED" and trial.score is not None:
         epochs = values.get("tuner/epochs")
         outcome = f"{OBJECTIVE}={trial.score:.4f}" + (f" epochs={epochs}" if epochs else "")
+        if pruned_at:
+            outcome += f" PRUNED after epoch {pruned_at}"
     else:
         reason = (trial.message or "").strip().splitlines()
         outcome = f"{trial.status}: {reason[-1][:120] if reason else 'no reason recorded'}"

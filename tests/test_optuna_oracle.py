@@ -1,0 +1,148 @@
+"""Optuna as the second engine: distributions, pruning, storage, resume, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import keras_tuner as kt
+import optuna
+import pytest
+
+from tests.test_service import tiny_config
+from tuning import callbacks, service, tuners
+from tuning.errors import UsageError
+from tuning.optuna_oracle import OptunaOracle, suggest
+from tuning.pipeline import DatasetFeeder
+
+D = optuna.distributions
+
+
+@pytest.mark.parametrize("declare, expected", [
+    (lambda hp: hp.Int("a", 1, 9), D.IntDistribution(1, 9)),
+    (lambda hp: hp.Int("a", 0, 100, step=10), D.IntDistribution(0, 100, step=10)),
+    (lambda hp: hp.Int("a", 1, 64, sampling="log"), D.IntDistribution(1, 64, log=True)),
+    (lambda hp: hp.Int("a", 1, 64, step=2, sampling="log"), D.CategoricalDistribution([1, 2, 4, 8, 16, 32, 64])),
+    (lambda hp: hp.Float("a", 0.0, 1.0), D.FloatDistribution(0.0, 1.0)),
+    (lambda hp: hp.Float("a", 0.0, 0.5, step=0.1), D.FloatDistribution(0.0, 0.5, step=0.1)),
+    (lambda hp: hp.Float("a", 1e-4, 1e-1, sampling="log"), D.FloatDistribution(1e-4, 1e-1, log=True)),
+    (lambda hp: hp.Float("a", 1e-3, 1.0, step=10, sampling="log"), D.CategoricalDistribution([1e-3, 1e-2, 1e-1, 1.0])),
+    (lambda hp: hp.Choice("a", ["x", "y"]), D.CategoricalDistribution(["x", "y"])),
+    (lambda hp: hp.Boolean("a"), D.CategoricalDistribution([False, True])),
+])  # fmt: skip
+def test_distribution_mapping(declare, expected):
+    hp = kt.HyperParameters()
+    declare(hp)
+    trial = optuna.create_study().ask()
+    value = suggest(trial, hp.space[0])
+    got = trial.distributions["a"]
+    if isinstance(expected, D.CategoricalDistribution):
+        assert isinstance(got, D.CategoricalDistribution)
+        assert list(got.choices) == pytest.approx(list(expected.choices)) if not isinstance(expected.choices[0], str) else list(got.choices) == list(expected.choices)
+    else:
+        assert got == expected
+    assert got._contains(got.to_internal_repr(value))
+
+
+def test_fixed_is_not_sampled_and_reverse_log_stays_in_range():
+    hp = kt.HyperParameters()
+    hp.Fixed("f", 3)
+    hp.Float("r", 0.1, 0.9, sampling="reverse_log")
+    trial = optuna.create_study().ask()
+    assert suggest(trial, hp.space[0]) == 3 and "f" not in trial.distributions
+    assert 0.1 <= suggest(trial, hp.space[1]) <= 0.9
+
+
+class GoodOrBad(kt.HyperModel):
+    """`good` picks a learning rate that learns, or one so small that nothing happens."""
+
+    def build(self, hp):
+        good = hp.Boolean("good")
+        hp.Fixed("batch_size", 16)
+        model = keras.Sequential([keras.Input((8, 8)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+        model.compile(keras.optimizers.Adam(0.05 if good else 1e-9), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+
+def test_pruner_stops_clearly_bad_trials_early(toy_dataset, tmp_path):
+    oracle = OptunaOracle(
+        objective=kt.Objective("val_accuracy", "max"), max_trials=8,
+        sampler=optuna.samplers.RandomSampler(seed=4),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+        storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="prune", seed=4,
+    )  # fmt: skip
+    tuner = tuners.OptunaTuner(
+        oracle=oracle, hypermodel=GoodOrBad(), directory=str(tmp_path), project_name="p",
+        feeder=DatasetFeeder(toy_dataset), trial_seed=0, say=lambda _: None, total_trials=8,
+        log_dir=tmp_path / "logs",
+    )  # fmt: skip
+    tuner.search(epochs=6, callbacks=[callbacks.early_stopping(10)], verbose=0)
+    goodness = {t.trial_id: t.hyperparameters.get("good") for t in oracle.trials.values()}
+    assert oracle.pruned, "no trial was pruned"
+    assert any(goodness.values()) and not all(goodness.values())
+    for trial_id, epochs in oracle.pruned.items():
+        assert goodness[trial_id] is False and epochs < 6
+    assert goodness[oracle.get_best_trials(1)[0].trial_id] is True
+    states = {t.number: t.state for t in oracle.study.trials}
+    assert sum(s == optuna.trial.TrialState.PRUNED for s in states.values()) == len(oracle.pruned)
+    assert tuners.trial_counts(oracle)["PRUNED"] == len(oracle.pruned)
+
+
+def test_tpe_search_end_to_end_with_export_and_readable_study(tmp_path):
+    result = service.run(tiny_config(tmp_path, tuner="tpe", trials=3), say=lambda _: None)
+    assert (result.export_dir / "model.keras").exists()
+    counts = result.metrics["search"]["trials_by_status"]
+    assert sum(counts.values()) == 3
+    storage = result.metrics["search"]["optuna"]["storage"]
+    assert storage.endswith("checkpoints/digits-tpe/study.db")
+    study = optuna.load_study(study_name="digits-tpe", storage=storage)
+    assert len(study.trials) == 3 and all(t.state.is_finished() for t in study.trials)
+    assert "learning_rate" in study.trials[0].params
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Stands in for a crash in the middle of the second trial."""
+
+    calls = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        Interrupt.calls += 1
+        if Interrupt.calls == 3:
+            raise KeyboardInterrupt
+
+
+def test_resume_retries_the_interrupted_trial_and_keeps_finished_ones(tmp_path, monkeypatch):
+    original = callbacks.search_callbacks
+    monkeypatch.setattr(callbacks, "search_callbacks", lambda p, d: [*original(p, d), Interrupt()])
+    with pytest.raises(KeyboardInterrupt):
+        service.run(tiny_config(tmp_path, tuner="tpe", trials=3, max_epochs=2, patience=5), say=lambda _: None)
+    monkeypatch.setattr(callbacks, "search_callbacks", original)
+    storage = f"sqlite:///{tmp_path / 'checkpoints' / 'digits-tpe' / 'study.db'}"
+    before = optuna.load_study(study_name="digits-tpe", storage=storage).trials
+    assert [t.state.name for t in before] == ["COMPLETE", "RUNNING"]
+
+    lines: list[str] = []
+    service.run(tiny_config(tmp_path, tuner="tpe", trials=3, max_epochs=2, patience=5), say=lines.append)
+    after = optuna.load_study(study_name="digits-tpe", storage=storage).trials
+    assert [t.state.name for t in after] == ["COMPLETE", "COMPLETE", "COMPLETE"]
+    assert after[0].params == before[0].params and after[0].value == before[0].value
+    assert after[1].params == before[1].params  # the interrupted trial ran again, same configuration
+    assert sum(line.startswith("trial ") for line in lines) == 2
+
+
+def test_same_seed_proposes_the_same_sequence(tmp_path):
+    sequences = []
+    for name in ("a", "b"):
+        service.run(tiny_config(tmp_path, tuner="tpe", trials=3, name=name), say=lambda _: None)
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'checkpoints' / name / 'study.db'}")
+        sequences.append([t.params for t in study.trials])
+    assert sequences[0] == sequences[1]
+
+
+def test_optuna_flags_are_refused_for_keras_tuner_tuners(tmp_path):
+    with pytest.raises(UsageError, match=r"--pruner applies to the Optuna tuners \(tpe, cmaes, gp\), but got tuner='random'"):
+        tiny_config(tmp_path, tuner="random", pruner="median")
+    with pytest.raises(UsageError, match="unknown pruner 'sometimes'"):
+        service.run(tiny_config(tmp_path, tuner="tpe", pruner="sometimes"), say=lambda _: None)
+    assert not (tmp_path / "checkpoints").exists()

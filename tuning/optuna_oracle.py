@@ -1,0 +1,195 @@
+"""A Keras Tuner `Oracle` whose choices come from an Optuna study.
+
+Owns: mapping Keras Tuner hyperparameters to Optuna distributions, asking the
+study for each new trial (`study.ask()`), telling it how the trial ended
+(`study.tell()`), reporting per-epoch validation scores for pruning, and the
+Optuna sampler and pruner registries. Everything else (trial folders,
+TensorBoard, resume of the Keras Tuner side, export) is Keras Tuner's and the
+service's, unchanged.
+
+The study lives in a real database (SQLite at `checkpoints/RUN/study.db` by
+default, any Optuna storage URL otherwise), so `optuna trials` and
+`optuna-dashboard` can read it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Optional
+
+import keras_tuner as kt
+import numpy as np
+import optuna
+from keras_tuner.src.engine import hyperparameters as hp_module
+
+from tuning.errors import UsageError
+from tuning.registry import Registry
+
+PRUNED = "PRUNED"
+KT_TRIAL_ATTR = "keras_tuner_trial_id"
+
+SAMPLERS: Registry[Callable[[int], optuna.samplers.BaseSampler]] = Registry("Optuna sampler")
+
+
+def _gp_sampler(seed: int) -> optuna.samplers.BaseSampler:
+    try:
+        import torch  # noqa: F401  (Optuna's GPSampler fits its model with PyTorch)
+    except ImportError:
+        raise UsageError(
+            "--tuner gp uses Optuna's GPSampler, which needs PyTorch: pip install torch, "
+            "or choose --tuner tpe or cmaes"
+        ) from None
+    return optuna.samplers.GPSampler(seed=seed)
+
+
+SAMPLERS.register("tpe", lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True))
+SAMPLERS.register(
+    "cmaes", lambda seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+)
+SAMPLERS.register("gp", _gp_sampler)
+
+PRUNERS: Registry[Callable[[int], optuna.pruners.BasePruner]] = Registry("pruner")
+PRUNERS.register("none", lambda max_epochs: optuna.pruners.NopPruner())
+PRUNERS.register("median", lambda max_epochs: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
+PRUNERS.register(
+    "hyperband",
+    lambda max_epochs: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3),
+)
+DEFAULT_PRUNER = "median"
+
+
+def suggest(trial: optuna.Trial, hp: hp_module.HyperParameter) -> Any:
+    """Draws a value for one Keras Tuner hyperparameter from the matching Optuna distribution.
+
+    Int and Float keep their bounds, linear steps and log sampling. Keras
+    Tuner's multiplicative steps under log sampling, and its reverse-log
+    sampling, have no Optuna twin; they become a categorical over exactly the
+    values Keras Tuner could draw, or a log draw reflected into the range.
+    """
+    if isinstance(hp, hp_module.Fixed):
+        return hp.value
+    if isinstance(hp, hp_module.Boolean):
+        return trial.suggest_categorical(hp.name, [False, True])
+    if isinstance(hp, hp_module.Choice):
+        return trial.suggest_categorical(hp.name, list(hp.values))
+    if isinstance(hp, (hp_module.Int, hp_module.Float)):
+        is_int = isinstance(hp, hp_module.Int)
+        low, high, step, sampling = hp.min_value, hp.max_value, hp.step, hp.sampling or "linear"
+        if sampling == "log" and step is not None and not (is_int and step == 1):
+            # Under log sampling Keras Tuner's step is a factor: offer exactly its grid.
+            return trial.suggest_categorical(hp.name, _geometric(low, high, step, is_int))
+        if sampling == "reverse_log":
+            drawn = trial.suggest_float(hp.name + "__reverse_log", low, high, log=True)
+            value = high + low - drawn
+            return int(round(value)) if is_int else value
+        if is_int:
+            return trial.suggest_int(hp.name, low, high, step=step or 1, log=sampling == "log")
+        return trial.suggest_float(hp.name, low, high, step=step, log=sampling == "log")
+    raise TypeError(f"no Optuna distribution for {type(hp).__name__} {hp.name!r}")
+
+
+def _geometric(low, high, factor, is_int) -> list:
+    values, value = [], low
+    while value <= high * (1 + 1e-9):
+        values.append(int(value) if is_int else float(value))
+        value *= factor
+    return values
+
+
+class OptunaOracle(kt.Oracle):
+    """Keras Tuner's Oracle interface over an Optuna study.
+
+    Args:
+        objective: Keras Tuner objective; its direction sets the study's.
+        max_trials: Upper bound on trials.
+        sampler: An Optuna sampler.
+        pruner: An Optuna pruner.
+        storage: An Optuna storage URL, e.g. `sqlite:////abs/path/study.db`.
+        study_name: The study's name in the storage.
+        **kwargs: Passed to `keras_tuner.Oracle` (seed, failure limits, ...).
+    """
+
+    def __init__(self, objective, max_trials: int, sampler, pruner, storage: str, study_name: str, **kwargs):
+        super().__init__(objective=objective, max_trials=max_trials, **kwargs)
+        self.storage, self.study_name = storage, study_name
+        direction = "maximize" if self.objective.direction == "max" else "minimize"
+        try:
+            self.study = optuna.create_study(
+                study_name=study_name, storage=storage, sampler=sampler, pruner=pruner,
+                direction=direction, load_if_exists=True,
+            )  # fmt: skip
+        except (ValueError, ImportError, optuna.exceptions.OptunaError) as error:
+            raise UsageError(f"cannot open the Optuna study {study_name!r} at {storage}: {error}") from None
+        except Exception as error:  # SQLAlchemy's errors for a bad URL or an unreachable server
+            raise UsageError(f"cannot open the Optuna storage {storage!r}: {type(error).__name__}: {error}") from None
+        self._numbers: dict[str, int] = {}  # Keras Tuner trial id -> Optuna trial number
+        self._live: dict[str, optuna.Trial] = {}
+        self.pruned: dict[str, int] = {}  # trial id -> epochs trained when pruned
+
+    def populate_space(self, trial_id: str) -> dict:
+        optuna_trial = self.study.ask()
+        optuna_trial.set_user_attr(KT_TRIAL_ATTR, trial_id)
+        hps = hp_module.HyperParameters()
+        for hp in self.hyperparameters.space:  # in declaration order, so parents precede children
+            hps.merge([hp])
+            if hps.is_active(hp):
+                hps.values[hp.name] = suggest(optuna_trial, hp)
+        self._numbers[trial_id] = optuna_trial.number
+        self._live[trial_id] = optuna_trial
+        return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": hps.values}
+
+    def report(self, trial_id: str, epoch: int, value: Optional[float]) -> bool:
+        """Reports one epoch's objective value; returns whether Optuna says prune."""
+        optuna_trial = self._optuna_trial(trial_id)
+        if optuna_trial is None or value is None or not math.isfinite(value):
+            return False
+        optuna_trial.report(float(value), step=epoch)
+        if optuna_trial.should_prune():
+            self.pruned[trial_id] = epoch + 1
+            return True
+        return False
+
+    def end_trial(self, trial):
+        super().end_trial(trial)
+        ended = self.trials[trial.trial_id]
+        number = self._numbers.get(trial.trial_id)
+        if number is None or ended.trial_id in self._retry_queue:
+            return
+        if self.study.get_trials(deepcopy=False)[number].state.is_finished():
+            return
+        if trial.trial_id in self.pruned:
+            self.study.tell(number, state=optuna.trial.TrialState.PRUNED)
+        elif ended.status == kt.engine.trial.TrialStatus.COMPLETED and ended.score is not None and np.isfinite(ended.score):
+            self.study.tell(number, float(ended.score))
+        else:
+            self.study.tell(number, state=optuna.trial.TrialState.FAIL)
+        self._live.pop(trial.trial_id, None)
+
+    def get_best_trials(self, num_trials: int = 1):
+        """The best trials that ran to the end; pruned ones never win."""
+        ranked = super().get_best_trials(len(self.trials))
+        finished = [t for t in ranked if t.trial_id not in self.pruned]
+        return (finished + [t for t in ranked if t.trial_id in self.pruned])[:num_trials]
+
+    def _optuna_trial(self, trial_id: str) -> Optional[optuna.Trial]:
+        if trial_id in self._live:
+            return self._live[trial_id]
+        number = self._numbers.get(trial_id)
+        if number is None:
+            return None
+        # A trial resumed after a crash: rebuild the handle on the same, still running, Optuna trial.
+        frozen = self.study.get_trials(deepcopy=False)[number]
+        if frozen.state != optuna.trial.TrialState.RUNNING:
+            return None
+        self._live[trial_id] = optuna.Trial(self.study, frozen._trial_id)
+        return self._live[trial_id]
+
+    def get_state(self):
+        state = super().get_state()
+        state.update(optuna_numbers=self._numbers, pruned=self.pruned, study_name=self.study_name)
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        self._numbers = dict(state.get("optuna_numbers", {}))
+        self.pruned = dict(state.get("pruned", {}))
