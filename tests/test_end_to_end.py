@@ -76,7 +76,7 @@ def test_search_export_and_fresh_process_load(tuner, tmp_path):
         if any(tag == metadata.SESSION_START_INFO_TAG for tag, _ in read_hparams_plugin_data(path.parent))
     }
     trial_ids = sorted(p.name.removeprefix("trial_") for p in best.parent.glob("trial_*") if p.is_dir())
-    assert sessions == {f"{t}/execution0" for t in trial_ids} | {"final"}
+    assert sessions == {f"{t}/execution0" for t in trial_ids} | {f"final/seed-{s}" for s in (1, 2, 3)}
 
 
 def test_console_script_is_installed():

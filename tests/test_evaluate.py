@@ -50,3 +50,23 @@ def test_ece_known_values():
     # two bins: 0.6 (1 of 2 right) and 0.9 (2 of 2 right): 0.5*0.1 + 0.5*0.1
     mixed = np.array([[0.6, 0.4], [0.6, 0.4], [0.1, 0.9], [0.1, 0.9]])
     assert expected_calibration_error(mixed, np.array([0, 1, 1, 1])) == pytest.approx(0.1)
+
+
+def test_wilson_interval_known_values():
+    from tuning.evaluate import wilson_interval
+
+    low, high = wilson_interval(95, 100)
+    assert (low, high) == (pytest.approx(0.8882, abs=1e-4), pytest.approx(0.9785, abs=1e-4))
+    low, high = wilson_interval(0, 10)  # never below 0, and not degenerate at the edge
+    assert low == pytest.approx(0.0, abs=1e-12) and high == pytest.approx(0.2775, abs=1e-4)
+    low, high = wilson_interval(9_800, 10_000)
+    assert (low, high) == (pytest.approx(0.97707, abs=1e-5), pytest.approx(0.98257, abs=1e-5))
+    with pytest.raises(ValueError, match="trials must be at least 1, but got trials=0"):
+        wilson_interval(0, 0)
+
+
+def test_spread():
+    from tuning.evaluate import spread
+
+    assert spread([0.9, 0.8, 1.0]) == pytest.approx({"mean": 0.9, "std": 0.1, "min": 0.8, "max": 1.0})
+    assert spread([0.5])["std"] == 0.0

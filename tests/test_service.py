@@ -15,7 +15,7 @@ from tuning.errors import UsageError
 
 def tiny_config(tmp_path: Path, **changes) -> RunConfig:
     base = dict(
-        dataset="digits", trials=2, max_epochs=2, final_epochs=1, patience=1, seed=3,
+        dataset="digits", trials=2, max_epochs=2, final_epochs=1, patience=1, seed=3, final_seeds=1,
         checkpoint_root=str(tmp_path / "checkpoints"), log_root=str(tmp_path / "logs"),
     )  # fmt: skip
     base.update(changes)

@@ -43,6 +43,8 @@ class RunConfig:
         pruner: Optuna pruner for the Optuna tuners: `none`, `median` or
             `hyperband`. Defaults to None (`median` for Optuna tuners).
         storage: Optuna storage URL. Defaults to None (SQLite at `checkpoints/RUN/study.db`).
+        final_seeds: How many times the best configuration is retrained, with
+            seeds `seed`, `seed + 1`, ...; the best on validation is exported. Defaults to 3.
         mc_passes: Stochastic passes of the MC-dropout evaluation. Defaults to 10.
         checkpoint_root: Where runs keep their search state and export. Defaults to `checkpoints`.
         log_root: Where runs keep their TensorBoard logs. Defaults to `logs`.
@@ -63,6 +65,7 @@ class RunConfig:
     final_epochs: int = 50
     max_failures: int = 5
     mc_passes: int = 10
+    final_seeds: int = 3
     lr_range: str = "off"
     pruner: Optional[str] = None
     storage: Optional[str] = None
@@ -77,6 +80,7 @@ class RunConfig:
         _at_least(1, final_epochs=self.final_epochs)
         _at_least(1, max_failures=self.max_failures)
         _at_least(1, mc_passes=self.mc_passes)
+        _at_least(1, final_seeds=self.final_seeds)
         if self.lr_range not in LR_RANGE_CHOICES:
             raise UsageError(
                 f"--lr-range must be one of {', '.join(LR_RANGE_CHOICES)}, but got lr_range={self.lr_range!r}"

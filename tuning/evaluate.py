@@ -28,6 +28,7 @@ class Retrained:
     """The retrained model and how its training went.
 
     Args:
+        seed: The seed of this retraining.
         model: The model with its best-validation weights.
         history: Keras history, one list per metric.
         best_epoch: 1-based epoch whose weights were kept.
@@ -35,6 +36,7 @@ class Retrained:
         wall_seconds: Time spent in the retraining.
     """
 
+    seed: int
     model: keras.Model
     history: dict
     best_epoch: int
@@ -74,12 +76,13 @@ def retrain(
         callbacks=[
             callbacks.early_stopping(patience, restore_best_weights=True),
             keras.callbacks.TerminateOnNaN(),
-            *hparams.final_session_callbacks(log_dir, hyperparameters),
+            *hparams.final_session_callbacks(log_dir, hyperparameters, seed),
         ],
         verbose=0,
     ).history
     val_accuracy = np.nan_to_num(np.asarray(history.get("val_accuracy", [np.nan])), nan=-1.0)
     return Retrained(
+        seed=seed,
         model=model,
         history={k: [float(v) for v in vs] for k, vs in history.items()},
         best_epoch=int(np.argmax(val_accuracy)) + 1,
@@ -92,6 +95,45 @@ def evaluate_split(model: keras.Model, split: Split) -> dict[str, float]:
     """Loss and accuracy of `model` on one split."""
     loss, accuracy = model.evaluate(SplitFeeder(split).batches(EVAL_BATCH_SIZE), verbose=0)
     return {"loss": float(loss), "accuracy": float(accuracy)}
+
+
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (95% by default).
+
+    Args:
+        successes: Correct predictions.
+        trials: Predictions.
+        z: Normal quantile. Defaults to 1.96 (95%).
+    """
+    if trials <= 0:
+        raise ValueError(f"trials must be at least 1, but got trials={trials}")
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return float(centre - half), float(centre + half)
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Mean, sample standard deviation (0 for one value), minimum and maximum."""
+    array = np.asarray(values, dtype=float)
+    return {
+        "mean": float(array.mean()),
+        "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
+        "min": float(array.min()),
+        "max": float(array.max()),
+    }
+
+
+def confusion_matrix(model: keras.Model, split: Split, n_classes: int) -> np.ndarray:
+    """Counts `[true, predicted]` over a split."""
+    predicted = model.predict(split.x, batch_size=EVAL_BATCH_SIZE, verbose=0).argmax(axis=1)
+    matrix = np.zeros((n_classes, n_classes), dtype=int)
+    np.add.at(matrix, (split.y, predicted), 1)
+    return matrix
 
 
 DROPOUT_LAYERS = (keras.layers.Dropout, keras.layers.AlphaDropout)

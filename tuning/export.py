@@ -2,7 +2,7 @@
 
 Owns: the files a person needs to use and trust the model (`model.keras`, a
 TF SavedModel for serving, `hyperparameters.json`, `metrics.json` and the
-`README.md` model card) and writing them atomically: everything goes to a
+`README.md` model card with its three pictures) and writing them atomically: everything goes to a
 temporary folder that is renamed into place, so a half-written export never
 looks complete. Does not own: training or evaluation; it never trains.
 """
@@ -14,12 +14,40 @@ import io
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
+
+from tuning import plots
 
 MODEL_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
+CONFUSION_PNG = "confusion_matrix.png"
+CURVES_PNG = "learning_curves.png"
+SEARCH_PNG = "search_progress.png"
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What the card's pictures are drawn from.
+
+    Args:
+        confusion: Test confusion matrix, `[true, predicted]`.
+        class_names: One name per class.
+        history: Keras history of the exported retraining.
+        best_epoch: The epoch whose weights were kept.
+        trial_scores: Each ended trial's score in end order; None when it failed.
+        trial_seconds: Each of those trials' wall time.
+    """
+
+    confusion: np.ndarray
+    class_names: list
+    history: dict
+    best_epoch: int
+    trial_scores: list
+    trial_seconds: list
 
 
 def write_export(
@@ -27,6 +55,7 @@ def write_export(
     model: keras.Model,
     hyperparameters: dict,
     metrics: dict,
+    figures: Figures,
 ) -> Path:
     """Writes the export and swaps it into `export_dir`.
 
@@ -35,6 +64,7 @@ def write_export(
         model: The retrained model.
         hyperparameters: The chosen hyperparameter values.
         metrics: What `metrics.json` holds; the card is written from it.
+        figures: The data of the card's pictures.
 
     Returns:
         `export_dir`.
@@ -48,6 +78,9 @@ def write_export(
         model.export(str(staging / SAVED_MODEL_DIR), format="tf_saved_model", verbose=False)
     _write_json(staging / "hyperparameters.json", hyperparameters)
     _write_json(staging / "metrics.json", metrics)
+    plots.confusion_matrix_png(figures.confusion, figures.class_names, staging / CONFUSION_PNG)
+    plots.learning_curves_png(figures.history, staging / CURVES_PNG, figures.best_epoch)
+    plots.search_progress_png(figures.trial_scores, figures.trial_seconds, staging / SEARCH_PNG)
     (staging / "README.md").write_text(model_card(model, hyperparameters, metrics))
     _swap_into_place(staging, export_dir)
     return export_dir
@@ -119,6 +152,40 @@ def _mc_line(mc: dict | None) -> str:
     )
 
 
+def _variance_lines(final: dict, search: dict) -> str:
+    seeds = final["seeds"]
+    val, test = final["val_accuracy_spread"], final["test_accuracy_spread"]
+    rows = "\n".join(
+        f"| {s['seed']} | {s['val_accuracy']:.4f} | {s['test_accuracy']:.4f} | {s['epochs_run']} |"
+        + (" exported |" if s["seed"] == final["seed"] else " |")
+        for s in seeds
+    )
+    gap = final["search_validation_gap"]
+    if gap > GAP_WARNING:
+        verdict = (f"The search's best trial scored {search['best_trial_val_accuracy']:.4f} on validation, "
+                   f"{gap:.4f} above the retrained mean: **the search over-fitted its validation split** "
+                   "(it picked a lucky run). Expect the retrained figures, not the search's.")  # fmt: skip
+    elif gap < -GAP_WARNING:
+        verdict = (f"The retrained mean is {-gap:.4f} above the search's best trial "
+                   f"({search['best_trial_val_accuracy']:.4f}), which trained for fewer epochs.")  # fmt: skip
+    else:
+        verdict = (f"The search's best trial ({search['best_trial_val_accuracy']:.4f}) and the retrained mean "
+                   f"agree within {GAP_WARNING:.2f}: no sign that the search over-fitted its validation split.")
+    return f"""Retrained {len(seeds)} time(s) from scratch with different seeds; the run with the best
+**validation** score is exported (the test score never chose anything).
+
+| seed | validation accuracy | test accuracy | epochs | |
+| --- | --- | --- | --- | --- |
+{rows}
+
+Validation accuracy {val['mean']:.4f} ± {val['std']:.4f} (range {val['min']:.4f} to {val['max']:.4f});
+test accuracy {test['mean']:.4f} ± {test['std']:.4f} (range {test['min']:.4f} to {test['max']:.4f}).
+{verdict}"""
+
+
+GAP_WARNING = 0.01
+
+
 def model_card(model: keras.Model, hyperparameters: dict, metrics: dict) -> str:
     """The `README.md` of an export, from the same figures as `metrics.json`."""
     data, search, final = metrics["dataset"], metrics["search"], metrics["final"]
@@ -126,21 +193,31 @@ def model_card(model: keras.Model, hyperparameters: dict, metrics: dict) -> str:
     layers = "\n".join(f"{i}. {line}" for i, line in enumerate(_layer_lines(model), 1))
     shape = ", ".join(str(d) for d in data["input_shape"])
     hp_lines = "\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(hyperparameters.items()))
+    low, high = final["test_accuracy_ci95"]
+    machine, versions = metrics.get("machine", {}), metrics.get("versions", {})
+    version_text = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if k != "platform")
+    gpus = ", ".join(machine.get("gpus") or []) or "none"
     return f"""# {metrics['run']}: a dense classifier for {data['name']}
 
 Found by `tuning` with {_engine(search)} over the `{search['space']}` search space,
-then retrained from scratch and evaluated once on the held-out test set.
+then retrained from scratch and evaluated on the held-out test set after selection was over.
 
 ## How good it is
 | split | accuracy | loss | examples |
 | --- | --- | --- | --- |
 | validation (used for selection) | {final['val_accuracy']:.4f} | {final['val_loss']:.4f} | {data['sizes']['val']} |
-| test (touched once, after selection) | {final['test_accuracy']:.4f} | {final['test_loss']:.4f} | {data['sizes']['test']} |
+| test (read only after selection) | {final['test_accuracy']:.4f} | {final['test_loss']:.4f} | {data['sizes']['test']} |
 
-Expected calibration error (15 bins) on test: {final['test_ece']:.4f}.
+Test accuracy {final['test_accuracy']:.4f}, 95% Wilson interval [{low:.4f}, {high:.4f}] over the
+{data['sizes']['test']} test examples. Expected calibration error (15 bins) on test: {final['test_ece']:.4f}.
 {_mc_line(final.get('mc_dropout'))}
-The best search trial scored {search['best_trial_val_accuracy']:.4f} validation accuracy;
-the retrained model scored {final['val_accuracy']:.4f}.
+### Retrain variance
+{_variance_lines(final, search)}
+
+### Pictures
+- [Confusion matrix on the test set]({CONFUSION_PNG})
+- [Learning curves of the exported retraining]({CURVES_PNG})
+- [Search progress: best score so far by trial and by time]({SEARCH_PNG})
 
 ## What it is
 {final['parameters']:,} parameters. Input: float32 images of shape ({shape}) with pixels scaled to [0, 1]
@@ -150,10 +227,12 @@ classes {', '.join(data['class_names'])}.
 {layers}
 
 ## How it was found
-- Search: {search['tuner']}, {counts} (cap {search['max_trials']}), {search['wall_seconds']:.0f} s.
-- Retraining: {final['epochs_run']} epochs (best epoch {final['best_epoch']}), {final['wall_seconds']:.0f} s.
-{_lr_range_line(metrics.get('learning_rate_range_test'))}- Seed {metrics['seed']}. Command: `{metrics['command']}`
+- Search: {search['tuner']}, {counts} (cap {search['max_trials']}, {search['max_epochs']} epochs per trial), {search['wall_seconds']:.0f} s.
+- Retraining: {len(final['seeds'])} seed(s), {final['wall_seconds']:.0f} s in all; the exported one ran {final['epochs_run']} epochs and kept epoch {final['best_epoch']}.
+{_lr_range_line(metrics.get('learning_rate_range_test'))}- Seed {metrics['seed']}. Rerun the search with: `{metrics['command']}`
 - Data: {data['source']}, {data['sizes']['train']} train / {data['sizes']['val']} validation / {data['sizes']['test']} test, sha256 prefix `{data['fingerprint']}`.
+- Machine: {machine.get('processor', 'unknown')}, {machine.get('cpu_count', '?')} cores, GPUs: {gpus}.
+- Versions: {version_text}.
 
 | hyperparameter | value |
 | --- | --- |
@@ -162,6 +241,9 @@ classes {', '.join(data['class_names'])}.
 ## How to load it
 ```python
 import keras
+import numpy as np
+
+from tuning import plots
 model = keras.models.load_model("{MODEL_FILE}")      # safe_mode=True works: no custom objects
 probabilities = model.predict(images)                # images: float32, shape (n, {shape}), in [0, 1]
 ```
@@ -174,8 +256,10 @@ probabilities = served.serve(tf.constant(images))
 `hyperparameters.json` and `metrics.json` hold the figures above.
 
 ## Known limits
-- One retraining with one seed: the test accuracy has run-to-run variance this card does not measure.
+- The test accuracy of each retraining seed was measured to report the spread above; only validation chose
+  which one is exported.
 - The validation split is the last {data['sizes']['val']} examples of the official training set; the
-  search selected on it, so the validation accuracy above is optimistic. Trust the test figure.
+  search selected on it, so validation figures are optimistic. Trust the test figure and its interval.
 - A dense network ignores image structure; convolutional networks do better on images.
+- Inputs must be scaled exactly as above; the model standardizes internally only if its first layers say so.
 """

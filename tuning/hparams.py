@@ -69,12 +69,14 @@ def write_experiment(log_dir: Path, hyperparameters: kt.HyperParameters) -> list
     return [h.name for h in hparams]
 
 
-def final_session_callbacks(log_dir: Path, hyperparameters: kt.HyperParameters) -> list[keras.callbacks.Callback]:
-    """TensorBoard scalars plus an HParams session named `final-retrain` in `logs/RUN/final`."""
+def final_session_callbacks(
+    log_dir: Path, hyperparameters: kt.HyperParameters, seed: int
+) -> list[keras.callbacks.Callback]:
+    """TensorBoard scalars plus an HParams session `final-retrain-seed-S` in `logs/RUN/final/seed-S`."""
     from tuning.callbacks import tensorboard
 
-    final_dir = log_dir / "final"
+    final_dir = log_dir / "final" / f"seed-{seed}"
     return [
         tensorboard(final_dir),
-        hp_api.KerasCallback(str(final_dir), to_hparams(hyperparameters), trial_id=FINAL_SESSION),
+        hp_api.KerasCallback(str(final_dir), to_hparams(hyperparameters), trial_id=f"{FINAL_SESSION}-seed-{seed}"),
     ]

@@ -145,7 +145,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    from tuning.tuners import format_values
+    from tuning.text import format_values
 
     stop = f"diverged at {result.diverged_at:.2e}" if result.diverged_at else "did not diverge"
     print(f"configuration: {format_values({k: v for k, v in hp.values.items() if k != 'learning_rate'})}")

@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pruner", help="Optuna tuners only: none, median (default) or hyperband")
     parser.add_argument("--storage", help="Optuna tuners only: storage URL (default sqlite:///checkpoints/RUN/study.db)")
     parser.add_argument("--lr-range", default="off", help="'auto': run the learning-rate range test first and search within its bounds (default off)")
+    parser.add_argument("--final-seeds", type=int, default=3, help="retrain the best configuration this many times; export the best on validation (default 3)")
     parser.add_argument("--mc-passes", type=int, default=10, help="stochastic passes of the MC-dropout evaluation (default 10)")
     parser.add_argument("--checkpoint-root", default="checkpoints", help=argparse.SUPPRESS)
     parser.add_argument("--log-root", default="logs", help=argparse.SUPPRESS)
@@ -73,6 +74,7 @@ def parse_config(argv: Sequence[str]) -> tuple[RunConfig, bool]:
         final_epochs=args.final_epochs,
         max_failures=args.max_failures,
         mc_passes=args.mc_passes,
+        final_seeds=args.final_seeds,
         lr_range=args.lr_range,
         pruner=args.pruner,
         storage=args.storage,
@@ -112,7 +114,7 @@ def _quiet_libraries() -> None:
 
 def summary(result) -> str:
     """The closing lines: best hyperparameters, accuracy, where things are."""
-    from tuning.tuners import format_values
+    from tuning.text import format_values
 
     final, search = result.metrics["final"], result.metrics["search"]
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(search["trials_by_status"].items()))
@@ -120,7 +122,10 @@ def summary(result) -> str:
         f"done: {counts} in {search['wall_seconds']:.0f}s; retrained in {final['wall_seconds']:.0f}s",
         f"best: {format_values(result.hyperparameters)}",
         f"validation accuracy {final['val_accuracy']:.4f}, test accuracy {final['test_accuracy']:.4f} "
-        f"(ECE {final['test_ece']:.4f}; test set used once)",
+        f"(95% CI {final['test_accuracy_ci95'][0]:.4f}-{final['test_accuracy_ci95'][1]:.4f}, "
+        f"ECE {final['test_ece']:.4f}; selected on validation, then tested)",
+        f"over {len(final['seeds'])} retraining seed(s): test accuracy "
+        f"{final['test_accuracy_spread']['mean']:.4f} ± {final['test_accuracy_spread']['std']:.4f}",
         *([f"MC dropout ({mc['passes']} passes): test accuracy {mc['accuracy']:.4f}, ECE {mc['ece']:.4f}"]
           if (mc := final.get("mc_dropout")) else []),
         *([f"learning rate searched in [{b[0]:.2e}, {b[1]:.2e}], the bounds of the range test (--lr-range auto)"]

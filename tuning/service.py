@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import platform
+
+import numpy as np
 import secrets
 import shutil
 import sys
@@ -127,15 +129,34 @@ def run(config: RunConfig, say: Say = print) -> RunResult:
             raise RunError(f"no trial completed ({counts}); see the reasons above")
         best_trial = tuner.oracle.get_best_trials(1)[0]
         best_hp = best_trial.hyperparameters
-        say(f"best trial {best_trial.trial_id}: val_accuracy={best_trial.score:.4f}; retraining it")
-
-        retrained = evaluate.retrain(
-            hypermodel, best_hp, feeder, config.final_epochs, config.patience, seed, config.log_dir
+        say(
+            f"best trial {best_trial.trial_id}: val_accuracy={best_trial.score:.4f}; "
+            f"retraining it with {config.final_seeds} seed(s)"
         )
-        val = evaluate.evaluate_split(retrained.model, dataset.val)
-        test = evaluate.evaluate_once(retrained.model, dataset.test, mc_passes=config.mc_passes)
+
+        retrains = []
+        for k in range(config.final_seeds):
+            retrained = evaluate.retrain(
+                hypermodel, best_hp, feeder, config.final_epochs, config.patience, seed + k, config.log_dir
+            )
+            val = evaluate.evaluate_split(retrained.model, dataset.val)
+            say(f"retrain seed {seed + k}: val_accuracy={val['accuracy']:.4f} after {retrained.epochs_run} epochs "
+                f"({retrained.wall_seconds:.0f}s)")  # fmt: skip
+            retrains.append((retrained, val))
+        # Selection is over once the best validation score is picked; the test set is read after it.
+        chosen, val = max(retrains, key=lambda pair: pair[1]["accuracy"])
+        test = evaluate.evaluate_once(chosen.model, dataset.test, mc_passes=config.mc_passes)
+        per_seed = []
+        for retrained, seed_val in retrains:
+            seed_test = test if retrained is chosen else evaluate.evaluate_split(retrained.model, dataset.test)
+            per_seed.append({"seed": retrained.seed, "val_accuracy": seed_val["accuracy"],
+                             "test_accuracy": seed_test["accuracy"], "epochs_run": retrained.epochs_run})  # fmt: skip
+        matrix = evaluate.confusion_matrix(chosen.model, dataset.test, dataset.n_classes)
+        correct = int(np.trace(matrix))
+        val_spread = evaluate.spread([s["val_accuracy"] for s in per_seed])
 
         times = tuners.read_trial_times(config.run_dir)
+        ended = [tuner.oracle.trials[t] for t in tuner.oracle.end_order]
         hyperparameters = {k: v for k, v in best_hp.values.items() if not k.startswith("tuner/")}
         metrics = {
             "run": config.run_name,
@@ -165,22 +186,37 @@ def run(config: RunConfig, say: Say = print) -> RunResult:
                 "mean_trial_seconds": round(sum(times.values()) / len(times), 2) if times else None,
             },
             "final": {
+                "seed": chosen.seed,
                 "val_accuracy": val["accuracy"],
                 "val_loss": val["loss"],
                 "test_accuracy": test["accuracy"],
                 "test_loss": test["loss"],
+                "test_accuracy_ci95": list(evaluate.wilson_interval(correct, int(matrix.sum()))),
                 "test_ece": test["ece"],
                 "mc_dropout": test["mc_dropout"],
-                "epochs_run": retrained.epochs_run,
-                "best_epoch": retrained.best_epoch,
-                "parameters": int(retrained.model.count_params()),
-                "wall_seconds": round(retrained.wall_seconds, 2),
-                "history": retrained.history,
+                "seeds": per_seed,
+                "val_accuracy_spread": val_spread,
+                "test_accuracy_spread": evaluate.spread([s["test_accuracy"] for s in per_seed]),
+                "search_validation_gap": float(best_trial.score) - val_spread["mean"],
+                "epochs_run": chosen.epochs_run,
+                "best_epoch": chosen.best_epoch,
+                "parameters": int(chosen.model.count_params()),
+                "wall_seconds": round(sum(r.wall_seconds for r, _ in retrains), 2),
+                "history": chosen.history,
             },
             "learning_rate_range_test": None if lr_bounds is None else {"bounds": list(lr_bounds)},
+            "machine": _machine(),
             "versions": _versions(),
         }
-        export_dir = export.write_export(config.export_dir, retrained.model, hyperparameters, metrics)
+        figures = export.Figures(
+            confusion=matrix,
+            class_names=list(dataset.class_names),
+            history=chosen.history,
+            best_epoch=chosen.best_epoch,
+            trial_scores=[t.score if t.status == "COMPLETED" else None for t in ended],
+            trial_seconds=[times.get(t.trial_id, 0.0) for t in ended],
+        )
+        export_dir = export.write_export(config.export_dir, chosen.model, hyperparameters, metrics, figures)
     return RunResult(export_dir, config.log_dir, metrics, hyperparameters)
 
 
@@ -266,6 +302,24 @@ def _learning_rate_bounds(config, dataset, space_class, feeder, seed, previous, 
         f"(plot: {config.log_dir / 'lr_range' / 'lr_range.png'})"
     )
     return result.bounds
+
+
+def _machine() -> dict:
+    """The processor, core count and any GPUs TensorFlow sees."""
+    import os
+
+    processor = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                processor = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import tensorflow as tf
+
+    gpus = [gpu.name for gpu in tf.config.list_physical_devices("GPU")]
+    return {"processor": processor, "cpu_count": os.cpu_count(), "gpus": gpus}
 
 
 def _versions() -> dict[str, str]:

@@ -26,6 +26,7 @@ from tuning.callbacks import OBJECTIVE
 from tuning.config import OPTUNA_TUNERS, RunConfig
 from tuning.pipeline import DatasetFeeder
 from tuning.registry import Registry
+from tuning.text import format_values
 
 Say = Callable[[str], None]
 EVAL_BATCH_SIZE = 1024
@@ -205,21 +206,6 @@ def read_trial_times(run_dir: Path) -> dict[str, float]:
     """Wall seconds of each finished trial, by trial id."""
     path = run_dir / TRIAL_TIMES
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def format_values(values: dict) -> str:
-    """Hyperparameters in brief: `units=256,128 act=relu lr=1.2e-03 ...`."""
-    units = [str(v) for k, v in sorted(values.items()) if k.startswith("units_")]
-    parts = [f"units={','.join(units)}"] if units else []
-    short = {"activation": "act", "kernel_initializer": "init", "normalization": "norm",
-             "learning_rate": "lr", "batch_size": "bs", "num_layers": "layers"}  # fmt: skip
-    for key, value in values.items():
-        if key.startswith(("units_", "tuner/")):
-            continue
-        if isinstance(value, float):
-            value = f"{value:.2g}" if value >= 0.01 or value == 0 else f"{value:.1e}"
-        parts.append(f"{short.get(key, key)}={value}")
-    return " ".join(parts)
 
 
 def format_trial_line(trial: kt.engine.trial.Trial, done: int, total: int, seconds: float,
