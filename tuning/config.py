@@ -18,6 +18,7 @@ DEFAULT_SPACE = {"mnist": "dense", "cifar10": "dense", "digits": "dense"}
 FALLBACK_SPACE = "dense"
 LR_RANGE_CHOICES = ("off", "auto")
 OPTUNA_TUNERS = ("tpe", "cmaes", "gp")
+KEEP_CHECKPOINTS_CHOICES = ("all", "best", "none")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class RunConfig:
         storage: Optuna storage URL. Defaults to None (SQLite at `checkpoints/RUN/study.db`).
         final_seeds: How many times the best configuration is retrained, with
             seeds `seed`, `seed + 1`, ...; the best on validation is exported. Defaults to 3.
+        keep_checkpoints: Which trials keep their weights on disk: `all`, `best`
+            (the best trial's, plus what Hyperband may still continue) or `none`
+            (only what Hyperband may still continue). Defaults to "best".
         mc_passes: Stochastic passes of the MC-dropout evaluation. Defaults to 10.
         checkpoint_root: Where runs keep their search state and export. Defaults to `checkpoints`.
         log_root: Where runs keep their TensorBoard logs. Defaults to `logs`.
@@ -66,6 +70,7 @@ class RunConfig:
     max_failures: int = 5
     mc_passes: int = 10
     final_seeds: int = 3
+    keep_checkpoints: str = "best"
     lr_range: str = "off"
     pruner: Optional[str] = None
     storage: Optional[str] = None
@@ -81,6 +86,11 @@ class RunConfig:
         _at_least(1, max_failures=self.max_failures)
         _at_least(1, mc_passes=self.mc_passes)
         _at_least(1, final_seeds=self.final_seeds)
+        if self.keep_checkpoints not in KEEP_CHECKPOINTS_CHOICES:
+            raise UsageError(
+                f"--keep-checkpoints must be one of {', '.join(KEEP_CHECKPOINTS_CHOICES)}, "
+                f"but got keep_checkpoints={self.keep_checkpoints!r}"
+            )
         if self.lr_range not in LR_RANGE_CHOICES:
             raise UsageError(
                 f"--lr-range must be one of {', '.join(LR_RANGE_CHOICES)}, but got lr_range={self.lr_range!r}"

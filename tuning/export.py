@@ -69,8 +69,9 @@ def write_export(
     Returns:
         `export_dir`.
     """
+    for leftover in [*export_dir.parent.glob(f"{export_dir.name}.tmp-*"), *export_dir.parent.glob(f"{export_dir.name}.old-*")]:
+        shutil.rmtree(leftover, ignore_errors=True)  # from a process killed mid-export
     staging = export_dir.with_name(f"{export_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     _make_loadable_with_keras_alone(model)
     model.save(staging / MODEL_FILE)

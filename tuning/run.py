@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--storage", help="Optuna tuners only: storage URL (default sqlite:///checkpoints/RUN/study.db)")
     parser.add_argument("--lr-range", default="off", help="'auto': run the learning-rate range test first and search within its bounds (default off)")
     parser.add_argument("--final-seeds", type=int, default=3, help="retrain the best configuration this many times; export the best on validation (default 3)")
+    parser.add_argument("--keep-checkpoints", default="best", help="trial weights kept on disk: all, best (default) or none")
     parser.add_argument("--mc-passes", type=int, default=10, help="stochastic passes of the MC-dropout evaluation (default 10)")
     parser.add_argument("--checkpoint-root", default="checkpoints", help=argparse.SUPPRESS)
     parser.add_argument("--log-root", default="logs", help=argparse.SUPPRESS)
@@ -75,6 +76,7 @@ def parse_config(argv: Sequence[str]) -> tuple[RunConfig, bool]:
         max_failures=args.max_failures,
         mc_passes=args.mc_passes,
         final_seeds=args.final_seeds,
+        keep_checkpoints=args.keep_checkpoints,
         lr_range=args.lr_range,
         pruner=args.pruner,
         storage=args.storage,

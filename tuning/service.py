@@ -27,7 +27,7 @@ import search_spaces
 from search_spaces.base import SpaceContext
 from tuning import datasets, tuners
 from tuning.config import OPTUNA_TUNERS, RunConfig
-from tuning.errors import RunError, UsageError
+from tuning.errors import RunError, TuningError, UsageError
 from tuning.lock import LOCK_NAME, RunLock
 
 Say = Callable[[str], None]
@@ -94,7 +94,15 @@ def run(config: RunConfig, say: Say = print) -> RunResult:
             dataset, batch_size=config.batch_size, epochs=config.max_epochs, learning_rate_bounds=lr_bounds
         )
         hypermodel = space_class(context)
-        tuner = tuners.make_tuner(config, hypermodel, feeder, seed, say)
+        try:
+            tuner = tuners.make_tuner(config, hypermodel, feeder, seed, say)
+        except (TuningError, KeyboardInterrupt):
+            raise
+        except Exception as error:  # Keras Tuner builds the default configuration to learn the space
+            raise RunError(
+                f"search space {config.space_name!r} cannot build its default configuration: "
+                f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+            ) from error
         finished_before = len(tuner.oracle.end_order)
         if finished_before:
             say(f"resuming {config.run_name}: {finished_before} trial(s) already finished")

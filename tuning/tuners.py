@@ -15,18 +15,45 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
+import os
 import time
 from pathlib import Path
 from typing import Callable, Protocol
 
 import keras
 import keras_tuner as kt
+from keras_tuner.src import config as _kt_config
+from keras_tuner.src import utils as _kt_utils
 
 from tuning.callbacks import OBJECTIVE
 from tuning.config import OPTUNA_TUNERS, RunConfig
 from tuning.pipeline import DatasetFeeder
 from tuning.registry import Registry
 from tuning.text import format_values
+
+
+def _atomic_save_json(path, obj):
+    """Keras Tuner's `save_json`, but written to a temporary file and renamed into place.
+
+    Keras Tuner keeps its whole state (oracle.json, tuner0.json, trial.json) in
+    files it overwrites in place; a process killed mid-write would leave one
+    truncated and the run unable to resume. A rename is atomic on one filesystem.
+    """
+    text = json.dumps(obj)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return text
+
+
+_kt_utils.save_json = _atomic_save_json
+# Keras Tuner prints every failed trial's traceback by default; the reason is
+# already in the progress line and the full traceback in the trial's trial.json.
+_kt_config.DEBUG = False
 
 Say = Callable[[str], None]
 EVAL_BATCH_SIZE = 1024
@@ -46,8 +73,9 @@ class ServiceTuner:
     """
 
     def __init__(self, *args, feeder: DatasetFeeder, trial_seed: int, say: Say, total_trials: int,
-                 log_dir: Path, **kwargs):  # fmt: skip
+                 log_dir: Path, keep_checkpoints: str = "best", **kwargs):  # fmt: skip
         self._feeder = feeder
+        self._keep_checkpoints = keep_checkpoints
         self._seed = trial_seed
         self._say = say
         self._total_trials = total_trials
@@ -62,7 +90,14 @@ class ServiceTuner:
         keras.utils.set_random_seed(trial_seed)
         train = self._feeder.train.batches(hp.get("batch_size"), shuffle=True, seed=trial_seed)
         val = self._feeder.val.batches(EVAL_BATCH_SIZE)
-        return super().run_trial(trial, train, *args, validation_data=val, **kwargs)
+        histories = super().run_trial(trial, train, *args, validation_data=val, **kwargs)
+        for history in histories:
+            losses = getattr(history, "history", {}).get("loss", [])
+            if any(not math.isfinite(loss) for loss in losses):
+                raise kt.errors.FailedTrialError(
+                    f"training diverged: the loss became {losses[-1]} in epoch {len(losses)}"
+                )
+        return histories
 
     def on_epoch_end(self, trial, model, epoch, logs=None):
         super().on_epoch_end(trial, model, epoch, logs=logs)
@@ -82,12 +117,42 @@ class ServiceTuner:
         seconds = time.monotonic() - self._trial_started
         ended = self.oracle.get_trial(trial.trial_id)
         _record_trial_time(Path(self.project_dir), trial.trial_id, seconds)
+        self._drop_checkpoints()
         pruned_at = getattr(self.oracle, "pruned", {}).get(trial.trial_id)
         self._say(format_trial_line(ended, len(self.oracle.end_order), self._total_trials, seconds, pruned_at))
 
 
+    def _checkpoints_to_keep(self) -> set[str]:
+        best = self.oracle.get_best_trials(1)
+        return {t.trial_id for t in best if t.status == "COMPLETED"}
+
+    def _drop_checkpoints(self) -> None:
+        """Deletes the weights of ended trials that neither resume nor export will read.
+
+        The export never reads them (the best configuration is retrained), so
+        `best` keeps only the best trial's, plus whatever the tuner may still
+        continue from (Hyperband's open brackets), and `none` keeps only the latter.
+        """
+        if self._keep_checkpoints == "all":
+            return
+        keep = self._checkpoints_needed_to_resume()
+        if self._keep_checkpoints == "best":
+            keep |= self._checkpoints_to_keep()
+        for trial_id in self.oracle.end_order:
+            if trial_id not in keep:
+                for path in Path(self.get_trial_dir(trial_id)).glob("checkpoint*"):
+                    path.unlink()
+
+    def _checkpoints_needed_to_resume(self) -> set[str]:
+        return set()
+
+
 class HyperbandTuner(ServiceTuner, kt.Hyperband):
     """Keras Tuner's Hyperband, fed and reported by the service."""
+
+    def _checkpoints_needed_to_resume(self) -> set[str]:
+        # A trial in an unfinished bracket may still be promoted and continued from its weights.
+        return {info["id"] for bracket in self.oracle._brackets for rung in bracket["rounds"] for info in rung}
 
 
 class BayesianTuner(ServiceTuner, kt.BayesianOptimization):
@@ -176,6 +241,7 @@ def make_tuner(
         say=say,
         total_trials=config.trials,
         log_dir=config.log_dir,
+        keep_checkpoints=config.keep_checkpoints,
     )
     return factory(config, common, oracle_args)
 

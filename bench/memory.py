@@ -1,0 +1,126 @@
+"""Resident memory over a long search: `tuning` against a plain Keras Tuner script.
+
+    python -m bench.memory --data-dir DIR [--dataset mnist] [--trials 30] [--engine tuning|keras-tuner]
+
+Each engine runs in its own process (`--engine both`, the default, starts
+one per engine) and samples its resident set size (VmRSS) after every trial.
+The figure of merit is the growth from trial 3 to the last trial. Results go
+to `bench/results/memory-ENGINE.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def run_tuning(args, workdir: Path) -> list[float]:
+    from tuning import service
+    from tuning.config import RunConfig
+
+    samples: list[float] = []
+
+    def say(line: str) -> None:
+        if line.startswith("trial "):
+            samples.append(rss_mb())
+
+    config = RunConfig(
+        dataset=args.dataset, tuner="random", trials=args.trials, max_epochs=args.epochs, batch_size=256,
+        data_dir=args.data_dir, seed=0, overwrite=True, final_epochs=1, final_seeds=1,
+        checkpoint_root=str(workdir / "checkpoints"), log_root=str(workdir / "logs"),
+    )  # fmt: skip
+    service.run(config, say=say)
+    return samples
+
+
+def run_keras_tuner(args, workdir: Path) -> list[float]:
+    """The Keras Tuner getting-started recipe, written as users write it."""
+    import keras
+    import keras_tuner as kt
+
+    from tuning.datasets import load_dataset
+
+    data = load_dataset(args.dataset, args.data_dir)
+    samples: list[float] = []
+
+    def build_model(hp):
+        model = keras.Sequential([keras.Input(data.input_shape), keras.layers.Flatten()])
+        for i in range(hp.Int("num_layers", 1, 3)):
+            model.add(keras.layers.Dense(hp.Int(f"units_{i}", 32, 512, step=32),
+                                         activation=hp.Choice("activation", ["relu", "tanh"])))  # fmt: skip
+        if hp.Boolean("dropout"):
+            model.add(keras.layers.Dropout(0.25))
+        model.add(keras.layers.Dense(data.n_classes, activation="softmax"))
+        model.compile(keras.optimizers.Adam(hp.Float("lr", 1e-4, 1e-2, sampling="log")),
+                      "sparse_categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
+        return model
+
+    class Sampler(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            samples.append(rss_mb())
+
+    tuner = kt.RandomSearch(build_model, objective="val_accuracy", max_trials=args.trials, seed=0,
+                            directory=str(workdir), project_name="kt", overwrite=True)  # fmt: skip
+    tuner.search(data.train.x, data.train.y, validation_data=(data.val.x, data.val.y), epochs=args.epochs,
+                 batch_size=256, callbacks=[Sampler()], verbose=0)  # fmt: skip
+    return samples
+
+
+def measure(args) -> dict:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = run_tuning if args.engine == "tuning" else run_keras_tuner
+        samples = runner(args, Path(tmp))
+    third, last = samples[min(2, len(samples) - 1)], samples[-1]
+    return {
+        "engine": args.engine, "dataset": args.dataset, "trials": len(samples), "epochs_per_trial": args.epochs,
+        "rss_mb_after_each_trial": [round(s, 1) for s in samples],
+        "rss_mb_after_trial_3": round(third, 1), "rss_mb_after_last_trial": round(last, 1),
+        "growth_mb_from_trial_3": round(last - third, 1), "wall_seconds": round(time.monotonic() - started, 1),
+        "command": " ".join([Path(sys.executable).name, "-m", "bench.memory", *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%d"),
+    }  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir")
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--engine", choices=["tuning", "keras-tuner", "both"], default="both")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if args.engine == "both":
+        for engine in ("tuning", "keras-tuner"):
+            argv = [a for a in sys.argv[1:] if not a.startswith("--engine")]
+            code = subprocess.call([sys.executable, "-m", "bench.memory", *argv, "--engine", engine])
+            if code:
+                return code
+        return 0
+    result = measure(args)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"memory-{args.engine}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{args.engine}: RSS {result['rss_mb_after_trial_3']:.0f} MB after trial 3, "
+          f"{result['rss_mb_after_last_trial']:.0f} MB after trial {result['trials']}: "
+          f"growth {result['growth_mb_from_trial_3']:+.0f} MB ({result['wall_seconds']:.0f}s)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

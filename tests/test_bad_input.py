@@ -1,0 +1,114 @@
+"""The bad-input matrix: every row exits 2 with one line naming the problem, and changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_datasets import write_cifar_dir, write_mnist_npz
+from tuning import run
+
+
+class _RunsCode:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch PWNED",))
+
+
+def truncated_npz(d: Path) -> None:
+    path = write_mnist_npz(d)
+    path.write_bytes(path.read_bytes()[:5000])
+
+
+def garbage_npz(d: Path) -> None:
+    (d / "mnist.npz").write_bytes(b"this is not a zip file at all" * 100)
+
+
+def hostile_cifar(d: Path) -> None:
+    batches = write_cifar_dir(d)
+    (batches / "data_batch_1").write_bytes(pickle.dumps({b"data": _RunsCode(), b"labels": []}))
+
+
+def labels_as_floats(d: Path) -> None:
+    write_mnist_npz(d, y_train=np.zeros(5_100, dtype=np.float64))
+
+
+DATA = "{data}"
+CASES = [  # (argv, what must be named, how to fill the data directory)
+    (["digits", "--trials", "0"], "--trials must be at least 1, but got trials=0", None),
+    (["digits", "--trials", "many"], "argument --trials: invalid int value: 'many'", None),
+    (["digits", "--max-epochs", "-1"], "--max-epochs must be at least 1, but got max_epochs=-1", None),
+    (["digits", "--patience", "x"], "argument --patience: invalid int value: 'x'", None),
+    (["digits", "--batch-size", "0"], "--batch-size must be at least 1, but got batch_size=0", None),
+    (["digits", "--seed", "-5"], "--seed must be between 0 and 2**32 - 1, but got seed=-5", None),
+    (["digits", "--final-seeds", "0"], "--final-seeds must be at least 1, but got final_seeds=0", None),
+    (["digits", "--mc-passes", "0"], "--mc-passes must be at least 1, but got mc_passes=0", None),
+    (["fashion"], "unknown dataset 'fashion'; choose one of: cifar10, digits, mnist", None),
+    (["digits", "--tuner", "grid"], "unknown tuner 'grid'; choose one of:", None),
+    (["digits", "--space", "conv"], "unknown search space 'conv'; choose one of:", None),
+    (["digits", "--keep-checkpoints", "some"], "--keep-checkpoints must be one of all, best, none", None),
+    (["digits", "--lr-range", "maybe"], "--lr-range must be one of off, auto", None),
+    (["digits", "--tuner", "random", "--pruner", "median"], "--pruner applies to the Optuna tuners", None),
+    (["digits", "--storage", "sqlite:///x.db"], "--storage applies to the Optuna tuners", None),
+    (["digits", "--tuner", "tpe", "--pruner", "often"], "unknown pruner 'often'; choose one of:", None),
+    (["digits", "--name", "a/b"], "--name must be a plain folder name", None),
+    (["digits", "--tuner", "random", "--max-epochs", "7"], "exists with other settings (max_epochs was 2, now 7)", None),
+    (["mnist", "--data-dir", "/no/such/folder"], "data directory '/no/such/folder' does not exist", None),
+    (["mnist", "--data-dir", DATA], "mnist.npz is corrupt or truncated", truncated_npz),
+    (["mnist", "--data-dir", DATA], "mnist.npz is corrupt or truncated", garbage_npz),
+    (["mnist", "--data-dir", DATA], "lacks arrays", lambda d: np.savez(d / "mnist.npz", x_train=np.zeros((1, 28, 28)))),
+    (["mnist", "--data-dir", DATA], "have shape (40, 32, 32), expected (n, 28, 28)",
+     lambda d: write_mnist_npz(d, x_test=np.zeros((40, 32, 32), np.uint8))),
+    (["mnist", "--data-dir", DATA], "labels in", labels_as_floats),
+    (["cifar10", "--data-dir", DATA], "lacks data_batch_4", lambda d: write_cifar_dir(d, skip="data_batch_4")),
+    (["cifar10", "--data-dir", DATA], "refusing to load", hostile_cifar),
+    (["digits", "--checkpoint-root", "{blocked}/sub"], "cannot write the checkpoint directory", None),
+]  # fmt: skip
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+@pytest.mark.parametrize("argv, named, fill", CASES, ids=[f"{i:02d}" for i in range(len(CASES))])
+def test_bad_input_exits_2_with_one_line_and_changes_nothing(argv, named, fill, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TUNING_DATA_DIR", raising=False)
+    existing = tmp_path / "checkpoints" / "digits-random"
+    existing.mkdir(parents=True)
+    identity = {"dataset": "digits", "tuner": "random", "space": "dense", "batch_size": None,
+                "max_epochs": 2, "lr_range": "off"}  # fmt: skip
+    (existing / "run.json").write_text(json.dumps({"identity": identity, "seed": 1}))
+    (existing / "trial_0").mkdir()
+    (existing / "trial_0" / "trial.json").write_text('{"trial_id": "0"}')
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    if fill:
+        fill(data_dir)
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file, not a folder")
+    before = snapshot(tmp_path / "checkpoints")
+
+    argv = [a.replace("{data}", str(data_dir)).replace("{blocked}", str(blocked)) for a in argv]
+    if "--max-epochs" not in argv and argv[0] == "digits" and "--tuner" in argv and "random" in argv:
+        argv += ["--max-epochs", "2"]
+    assert run.main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("tuning.run: error: ") and named in lines[0], lines[0]
+    assert "Traceback" not in captured.out + captured.err
+    assert snapshot(tmp_path / "checkpoints") == before
+    assert not (tmp_path / "PWNED").exists()
+    assert not (tmp_path / "logs").exists()
+
+
+def test_the_matrix_has_at_least_twenty_rows():
+    assert len(CASES) >= 20
