@@ -26,7 +26,7 @@ print("tuning" in sys.modules)
 """
 
 
-@pytest.mark.parametrize("tuner", ["hyperband", "bayesian", "random"])
+@pytest.mark.parametrize("tuner", ["hyperband", "bayesian", "random", "tpe"])
 def test_search_export_and_fresh_process_load(tuner, tmp_path):
     result = run_cli(
         ["digits", "--tuner", tuner, "--trials", "3", "--max-epochs", "2", "--final-epochs", "3", "--seed", "1"],

@@ -108,7 +108,9 @@ def _quiet_libraries() -> None:
         os.close(saved)
         os.close(devnull)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    logging.getLogger("optuna").setLevel(logging.WARNING)
+    import optuna  # it resets its own logger's level when first imported, so import it first
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.ERROR)
