@@ -87,6 +87,15 @@ def test_pruner_stops_clearly_bad_trials_early(toy_dataset, tmp_path):
     states = {t.number: t.state for t in oracle.study.trials}
     assert sum(s == optuna.trial.TrialState.PRUNED for s in states.values()) == len(oracle.pruned)
     assert tuners.trial_counts(oracle)["PRUNED"] == len(oracle.pruned)
+    import tensorflow as tf
+
+    for trial_id, epochs in oracle.pruned.items():  # the dashboard's "pruned at epoch" column
+        logged = []
+        for path in (tmp_path / "logs" / trial_id / "execution0").glob("events.out.tfevents.*"):
+            for record in tf.data.TFRecordDataset(str(path)):
+                event = tf.compat.v1.Event.FromString(record.numpy())
+                logged += [tf.make_ndarray(v.tensor).item() for v in event.summary.value if v.tag == "pruned_at_epoch"]
+        assert logged == [epochs]
 
 
 def test_tpe_search_end_to_end_with_export_and_readable_study(tmp_path):

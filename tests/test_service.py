@@ -70,7 +70,7 @@ def test_overwrite_starts_afresh(tmp_path):
 def test_same_seed_gives_the_same_trial_sequence(tmp_path):
     sequences = []
     for name in ("a", "b"):
-        service.run(tiny_config(tmp_path, tuner="random", trials=3, name=name), say=lambda _: None)
+        service.run(tiny_config(tmp_path, tuner="random", trials=3, name=name, seed=0), say=lambda _: None)
         trials = sorted((tmp_path / "checkpoints" / name).glob("trial_*/trial.json"))
         sequences.append([json.loads(p.read_text())["hyperparameters"]["values"] for p in trials])
     assert sequences[0] == sequences[1]

@@ -194,7 +194,7 @@ def _optuna(sampler_name: str) -> TunerFactory:
     def factory(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
         from tuning import optuna_oracle
 
-        sampler = optuna_oracle.SAMPLERS.get(sampler_name)(oracle_args["seed"])
+        sampler = optuna_oracle.SAMPLERS.get(sampler_name)(common["trial_seed"])
         pruner = optuna_oracle.PRUNERS.get(config.pruner_name)(config.max_epochs)
         oracle = optuna_oracle.OptunaOracle(
             max_trials=config.trials, sampler=sampler, pruner=pruner,
@@ -228,7 +228,9 @@ def make_tuner(
     factory = TUNERS.get(config.tuner)
     oracle_args = dict(
         objective=kt.Objective(OBJECTIVE, direction="max"),
-        seed=seed,
+        # Keras Tuner's Oracle reads `seed or random.randint(...)`, so seed 0 would
+        # silently mean "unseeded"; shift by one to keep every seed reproducible.
+        seed=seed + 1,
         max_consecutive_failed_trials=config.max_failures,
     )
     common = dict(
