@@ -9,13 +9,13 @@ it would search. The test itself is `tuning.lr_range`.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from tuning.errors import TuningError, UsageError
+from tuning.cli import Parser, quiet_libraries, run_command
+from tuning.errors import UsageError
 
 PROG = "tuning.lr_find"
 
@@ -79,13 +79,8 @@ def parse_hp(text: str) -> tuple[str, object]:
     return name, raw
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UsageError(f"{message} (see {PROG} --help)")
-
-
 def parse_config(argv: Sequence[str]) -> FindConfig:
-    parser = _Parser(prog=PROG, description="Learning-rate range test: grow the rate exponentially, plot the loss.")
+    parser = Parser(prog=PROG, description="Learning-rate range test: grow the rate exponentially, plot the loss.")
     parser.add_argument("dataset", metavar="DATASET")
     parser.add_argument("--space", default="dense", help="a module in search_spaces/ (default dense)")
     parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE",
@@ -129,33 +124,25 @@ def find(config: FindConfig, say=print):
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    debug = "--debug" in argv
-    try:
+
+    def body() -> int:
         config = parse_config(argv)
-        if not debug:
-            from tuning.run import _quiet_libraries
-
-            _quiet_libraries()
+        if "--debug" not in argv:
+            quiet_libraries()
         result, hp, (csv_path, png_path) = find(config)
-    except TuningError as error:
-        if debug:
-            raise
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    from tuning.text import format_values
+        from tuning.text import format_values
 
-    stop = f"diverged at {result.diverged_at:.2e}" if result.diverged_at else "did not diverge"
-    print(f"configuration: {format_values({k: v for k, v in hp.values.items() if k != 'learning_rate'})}")
-    print(f"{len(result.losses)} batches, learning rate {result.learning_rates[0]:.1e} to "
-          f"{result.learning_rates[-1]:.1e}; loss {stop}")  # fmt: skip
-    print(f"lowest smoothed loss at learning rate {result.best:.2e}")
-    print(f"suggested learning rate: {result.suggested:.2e}")
-    print(f"bounds to search: {result.bounds[0]:.2e} to {result.bounds[1]:.2e}")
-    print(f"plot: {png_path}\ncsv: {csv_path}")
-    return 0
+        stop = f"diverged at {result.diverged_at:.2e}" if result.diverged_at else "did not diverge"
+        print(f"configuration: {format_values({k: v for k, v in hp.values.items() if k != 'learning_rate'})}")
+        print(f"{len(result.losses)} batches, learning rate {result.learning_rates[0]:.1e} to "
+              f"{result.learning_rates[-1]:.1e}; loss {stop}")  # fmt: skip
+        print(f"lowest smoothed loss at learning rate {result.best:.2e}")
+        print(f"suggested learning rate: {result.suggested:.2e}")
+        print(f"bounds to search: {result.bounds[0]:.2e} to {result.bounds[1]:.2e}")
+        print(f"plot: {png_path}\ncsv: {csv_path}")
+        return 0
+
+    return run_command(PROG, body, debug="--debug" in argv)
 
 
 if __name__ == "__main__":

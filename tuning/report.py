@@ -8,13 +8,13 @@ going. Imports neither TensorFlow nor Keras Tuner.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from tuning.errors import TuningError, UsageError
+from tuning.cli import Parser, run_command
+from tuning.errors import UsageError
 from tuning.text import format_values
 
 PROG = "tuning.report"
@@ -96,25 +96,20 @@ def report(run: str, checkpoint_root: str = "checkpoints", top: int = 10) -> str
     return "\n".join(lines)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UsageError(f"{message} (see {PROG} --help)")
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = _Parser(prog=PROG, description="Print a run's key figures and its best trials.")
+    parser = Parser(prog=PROG, description="Print a run's key figures and its best trials.")
     parser.add_argument("run", metavar="RUN", help="the run name, e.g. mnist-hyperband")
     parser.add_argument("--checkpoint-root", default="checkpoints")
     parser.add_argument("--top", type=int, default=10, help="trials in the leaderboard (default 10)")
-    try:
+
+    def body() -> int:
         args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
         if args.top < 1:
             raise UsageError(f"--top must be at least 1, but got top={args.top}")
         print(report(args.run, args.checkpoint_root, args.top))
-    except TuningError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return error.exit_code
-    return 0
+        return 0
+
+    return run_command(PROG, body, debug=False)
 
 
 if __name__ == "__main__":

@@ -9,25 +9,19 @@ Keras Tuner quiet, and the closing summary. Contains no ML logic: that is
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Optional, Sequence
 
+from tuning.cli import Parser, quiet_libraries, run_command
 from tuning.config import RunConfig
-from tuning.errors import TuningError, UsageError
 
 PROG = "tuning.run"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, no usage dump: main() prints it
-        raise UsageError(f"{message} (see {PROG} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from tuning.datasets import DATASETS  # cheap: numpy only; tuners would start TensorFlow
 
-    parser = _Parser(
+    parser = Parser(
         prog=PROG,
         description="Tune a dense Keras classifier, retrain the best configuration, "
         "evaluate it once on the test set and export it.",
@@ -87,35 +81,6 @@ def parse_config(argv: Sequence[str]) -> tuple[RunConfig, bool]:
     return config, args.debug
 
 
-def _quiet_libraries() -> None:
-    """Silences TensorFlow's start-up chatter and library warnings.
-
-    TensorFlow's C++ logging writes to file descriptor 2 before it reads any
-    setting, so stderr is pointed at /dev/null while TensorFlow loads.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    import optuna  # it resets its own logger's level when first imported, so import it first
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    import absl.logging
-
-    absl.logging.set_verbosity(absl.logging.ERROR)
-
-
 def summary(result) -> str:
     """The closing lines: best hyperparameters, accuracy, where things are."""
     from tuning.text import format_values
@@ -142,30 +107,19 @@ def summary(result) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the command line and returns its exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    debug = "--debug" in argv
-    try:
+
+    def body() -> int:
         config, debug = parse_config(argv)
         if not debug:
-            _quiet_libraries()
+            quiet_libraries()
         from tuning import service
 
         result = service.run(config, say=lambda line: print(line, flush=True))
-    except TuningError as error:
-        if debug:
-            raise
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; finished trials are saved, rerun the same command to resume", file=sys.stderr)
-        return 130
-    except Exception as error:  # the last resort: one line, and how to see more
-        if debug:
-            raise
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        print(f"{PROG}: error: {type(error).__name__}: {first} (rerun with --debug for the traceback)", file=sys.stderr)
-        return 1
-    print(summary(result))
-    return 0
+        print(summary(result))
+        return 0
+
+    return run_command(PROG, body, debug="--debug" in argv,
+                       on_interrupt="interrupted; finished trials are saved, rerun the same command to resume")  # fmt: skip
 
 
 if __name__ == "__main__":
