@@ -12,9 +12,8 @@ been checked and the data loaded.
 from __future__ import annotations
 
 import json
+import os
 import platform
-
-import numpy as np
 import secrets
 import shutil
 import sys
@@ -22,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 import search_spaces
 from search_spaces.base import SpaceContext
@@ -52,7 +53,7 @@ class RunResult:
 
 
 def run(config: RunConfig, say: Say = print) -> RunResult:
-    """Searches, retrains the best configuration, evaluates it once and exports it.
+    """Searches, retrains the best configuration, reads the test set after selection, and exports.
 
     Args:
         config: The validated run.
@@ -65,8 +66,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult:
 
         optuna_oracle.PRUNERS.get(config.pruner_name)
         optuna_oracle.SAMPLERS.get(config.tuner)(0)  # gp refuses here when PyTorch is missing
-    if config.dataset not in datasets.DATASETS:
-        datasets.DATASETS.get(config.dataset)  # raises, listing the choices
+    datasets.DATASETS.get(config.dataset)  # an unknown name raises here, listing the choices
     _check_writable(Path(config.checkpoint_root), "checkpoint")
     _check_writable(Path(config.log_root), "log")
     previous = _previous_run(config)
@@ -232,14 +232,8 @@ def _check_writable(root: Path, what: str) -> None:
     probe = root
     while not probe.exists():
         probe = probe.parent
-    if not probe.is_dir() or not _can_write(probe):
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         raise UsageError(f"cannot write the {what} directory {str(root)!r}: {str(probe)!r} is not writable")
-
-
-def _can_write(folder: Path) -> bool:
-    import os
-
-    return os.access(folder, os.W_OK | os.X_OK)
 
 
 def _previous_run(config: RunConfig) -> dict | None:
@@ -314,8 +308,6 @@ def _learning_rate_bounds(config, dataset, space_class, feeder, seed, previous, 
 
 def _machine() -> dict:
     """The processor, core count and any GPUs TensorFlow sees."""
-    import os
-
     processor = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
