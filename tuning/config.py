@@ -6,7 +6,6 @@ run uses. Does not own: parsing argv (`tuning.run`) or acting on the values.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,10 +139,6 @@ class RunConfig:
     @property
     def export_dir(self) -> Path:
         return self.run_dir / "best"
-
-    def replace(self, **changes) -> "RunConfig":
-        """Returns a copy with `changes` applied and validated."""
-        return dataclasses.replace(self, **changes)
 
     def identity(self) -> dict:
         """The options that must match for a rerun to resume this run."""

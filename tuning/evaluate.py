@@ -18,9 +18,7 @@ import numpy as np
 
 from tuning import callbacks, hparams
 from tuning.datasets import Split
-from tuning.pipeline import DatasetFeeder, SplitFeeder
-
-EVAL_BATCH_SIZE = 1024
+from tuning.pipeline import EVAL_BATCH_SIZE, DatasetFeeder, SplitFeeder
 
 
 @dataclass(frozen=True)

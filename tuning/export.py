@@ -27,6 +27,7 @@ SAVED_MODEL_DIR = "saved_model"
 CONFUSION_PNG = "confusion_matrix.png"
 CURVES_PNG = "learning_curves.png"
 SEARCH_PNG = "search_progress.png"
+GAP_WARNING = 0.01  # a search-to-retrain validation gap above this is called over-fitting
 
 
 @dataclass(frozen=True)
@@ -182,9 +183,6 @@ def _variance_lines(final: dict, search: dict) -> str:
 Validation accuracy {val['mean']:.4f} ± {val['std']:.4f} (range {val['min']:.4f} to {val['max']:.4f});
 test accuracy {test['mean']:.4f} ± {test['std']:.4f} (range {test['min']:.4f} to {test['max']:.4f}).
 {verdict}"""
-
-
-GAP_WARNING = 0.01
 
 
 def model_card(model: keras.Model, hyperparameters: dict, metrics: dict) -> str:

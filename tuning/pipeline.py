@@ -12,6 +12,8 @@ import tensorflow as tf
 
 from tuning.datasets import Dataset, Split
 
+EVAL_BATCH_SIZE = 1024  # evaluation batches: large, since no gradients are kept
+
 
 class SplitFeeder:
     """Batches one split from a tensor that is built once.

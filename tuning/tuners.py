@@ -28,7 +28,7 @@ from keras_tuner.src import utils as _kt_utils
 
 from tuning.callbacks import OBJECTIVE
 from tuning.config import OPTUNA_TUNERS, RunConfig
-from tuning.pipeline import DatasetFeeder
+from tuning.pipeline import EVAL_BATCH_SIZE, DatasetFeeder
 from tuning.registry import Registry
 from tuning.text import format_values
 
@@ -56,7 +56,6 @@ _kt_utils.save_json = _atomic_save_json
 _kt_config.DEBUG = False
 
 Say = Callable[[str], None]
-EVAL_BATCH_SIZE = 1024
 HYPERBAND_FACTOR = 3
 
 
