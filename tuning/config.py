@@ -7,6 +7,7 @@ run uses. Does not own: parsing argv (`tuning.run`) or acting on the values.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -18,6 +19,8 @@ FALLBACK_SPACE = "dense"
 LR_RANGE_CHOICES = ("off", "auto")
 OPTUNA_TUNERS = ("tpe", "cmaes", "gp")
 KEEP_CHECKPOINTS_CHOICES = ("all", "best", "none")
+ROLES = ("chief", "worker")
+DEFAULT_ORACLE_HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,20 @@ class RunConfig:
             (the best trial's, plus what Hyperband may still continue) or `none`
             (only what Hyperband may still continue). Defaults to "best".
         mc_passes: Stochastic passes of the MC-dropout evaluation. Defaults to 10.
+        role: `"chief"` serves the search to workers on other processes or
+            hosts, then retrains and exports; `"worker"` runs trials the chief
+            hands out and nothing else. Defaults to None (one process does all).
+        oracle: `HOST:PORT` where the chief serves, for `role` and `workers`.
+            Defaults to None (`127.0.0.1` and a free port with `workers`).
+        worker_id: A worker's name; restart a dead worker under the same name
+            and it retries the trial it was running. Defaults to None
+            (`worker-HOSTNAME-PID`).
+        workers: Start a chief and this many worker processes on this machine.
+            Defaults to None (one process).
+        chief_timeout: Seconds a worker waits for a chief that does not
+            answer before it gives up. Defaults to 300.
+        threads: CPU threads for TensorFlow in this process. Defaults to None
+            (TensorFlow's choice: every core).
         checkpoint_root: Where runs keep their search state and export. Defaults to `checkpoints`.
         log_root: Where runs keep their TensorBoard logs. Defaults to `logs`.
         command: The command line that produced this config, for provenance.
@@ -73,6 +90,12 @@ class RunConfig:
     lr_range: str = "off"
     pruner: Optional[str] = None
     storage: Optional[str] = None
+    role: Optional[str] = None
+    oracle: Optional[str] = None
+    worker_id: Optional[str] = None
+    workers: Optional[int] = None
+    chief_timeout: int = 300
+    threads: Optional[int] = None
     checkpoint_root: str = "checkpoints"
     log_root: str = "logs"
     command: tuple[str, ...] = field(default=(), compare=False)
@@ -105,9 +128,57 @@ class RunConfig:
                         f"{flag} applies to the Optuna tuners ({', '.join(OPTUNA_TUNERS)}), "
                         f"but got tuner={self.tuner!r}"
                     )
+        self._check_distribution()
         if self.name is not None:
             if not self.name or self.name in (".", "..") or os.sep in self.name or "/" in self.name:
                 raise UsageError(f"--name must be a plain folder name, but got name={self.name!r}")
+
+    def _check_distribution(self) -> None:
+        _at_least(1, chief_timeout=self.chief_timeout)
+        if self.threads is not None:
+            _at_least(1, threads=self.threads)
+        if self.workers is not None:
+            _at_least(1, workers=self.workers)
+            if self.role is not None:
+                raise UsageError(
+                    f"--workers starts its own chief and workers; drop --role, but got role={self.role!r} with workers={self.workers}"
+                )
+        if self.role is not None and self.role not in ROLES:
+            raise UsageError(f"--role must be one of {', '.join(ROLES)}, but got role={self.role!r}")
+        if self.role is not None and self.oracle is None:
+            raise UsageError(f"--role {self.role} needs --oracle HOST:PORT, the address the chief serves on")
+        if self.oracle is not None:
+            if self.role is None and self.workers is None:
+                raise UsageError(f"--oracle needs --role chief, --role worker or --workers N, but got oracle={self.oracle!r} alone")
+            self.oracle_address()  # validates
+        if self.worker_id is not None:
+            if self.role != "worker":
+                raise UsageError(f"--worker-id applies to --role worker, but got role={self.role!r}")
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.worker_id) or "chief" in self.worker_id:
+                raise UsageError(
+                    "--worker-id must be 1-64 letters, digits, '.', '_' or '-' and must not contain 'chief', "
+                    f"but got worker_id={self.worker_id!r}"
+                )
+        if self.role == "worker" and self.overwrite:
+            raise UsageError("--overwrite is refused on a worker: only the chief may clear the run; drop --overwrite")
+
+    def oracle_address(self) -> tuple[str, int]:
+        """`--oracle` as (host, port); the port is 0 (pick a free one) when only `--workers` is given."""
+        if self.oracle is None:
+            return DEFAULT_ORACLE_HOST, 0
+        host, sep, port = self.oracle.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise UsageError(f"--oracle must be HOST:PORT with a port from 1 to 65535, but got oracle={self.oracle!r}")
+        return host.strip("[]"), int(port)
+
+    @property
+    def worker_name(self) -> str:
+        """`--worker-id`, or `worker-HOSTNAME-PID`."""
+        if self.worker_id:
+            return self.worker_id
+        import socket
+
+        return f"worker-{socket.gethostname().split('.')[0]}-{os.getpid()}"
 
     @property
     def run_name(self) -> str:

@@ -21,10 +21,12 @@ class RunLock:
 
     Args:
         run_dir: The run's checkpoint directory; created if missing.
+        name: The lock file's name. Defaults to `.lock`, the run's own;
+            each worker of a distributed search holds one of its own.
     """
 
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / LOCK_NAME
+    def __init__(self, run_dir: Path, name: str = LOCK_NAME) -> None:
+        self.path = run_dir / name
         self._fd: int | None = None
 
     def __enter__(self) -> "RunLock":
@@ -35,9 +37,10 @@ class RunLock:
         except BlockingIOError:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
             os.close(fd)
+            what = f"run {self.path.parent.name!r}" if self.path.name == LOCK_NAME else str(self.path)
             raise UsageError(
-                f"run {self.path.parent.name!r} is in use by process {holder}; "
-                "wait for it to finish, or pick another --name"
+                f"{what} is in use by process {holder}; wait for it to finish, or pick another "
+                + ("--name" if self.path.name == LOCK_NAME else "--worker-id")
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())

@@ -27,6 +27,7 @@ from tuning.registry import Registry
 
 PRUNED = "PRUNED"
 KT_TRIAL_ATTR = "keras_tuner_trial_id"
+PRUNED_AT_ATTR = "pruned_at_epoch"
 
 SAMPLERS: Registry[Callable[[int], optuna.samplers.BaseSampler]] = Registry("Optuna sampler")
 
@@ -123,7 +124,6 @@ class OptunaOracle(kt.Oracle):
         except Exception as error:  # SQLAlchemy's errors for a bad URL or an unreachable server
             raise UsageError(f"cannot open the Optuna storage {storage!r}: {type(error).__name__}: {error}") from None
         self._numbers: dict[str, int] = {}  # Keras Tuner trial id -> Optuna trial number
-        self._live: dict[str, optuna.Trial] = {}
         self.pruned: dict[str, int] = {}  # trial id -> epochs trained when pruned
 
     def populate_space(self, trial_id: str) -> dict:
@@ -135,19 +135,7 @@ class OptunaOracle(kt.Oracle):
             if hps.is_active(hp):
                 hps.values[hp.name] = suggest(optuna_trial, hp)
         self._numbers[trial_id] = optuna_trial.number
-        self._live[trial_id] = optuna_trial
         return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": hps.values}
-
-    def report(self, trial_id: str, epoch: int, value: Optional[float]) -> bool:
-        """Reports one epoch's objective value; returns whether Optuna says prune."""
-        optuna_trial = self._optuna_trial(trial_id)
-        if optuna_trial is None or value is None or not math.isfinite(value):
-            return False
-        optuna_trial.report(float(value), step=epoch)
-        if optuna_trial.should_prune():
-            self.pruned[trial_id] = epoch + 1
-            return True
-        return False
 
     def end_trial(self, trial):
         super().end_trial(trial)
@@ -155,34 +143,23 @@ class OptunaOracle(kt.Oracle):
         number = self._numbers.get(trial.trial_id)
         if number is None or ended.trial_id in self._retry_queue:
             return
-        if self.study.get_trials(deepcopy=False)[number].state.is_finished():
+        frozen = self.study.get_trials(deepcopy=False)[number]
+        if frozen.state.is_finished():
             return
+        if frozen.user_attrs.get(PRUNED_AT_ATTR):  # set by whichever process ran the trial
+            self.pruned[trial.trial_id] = int(frozen.user_attrs[PRUNED_AT_ATTR])
         if trial.trial_id in self.pruned:
             self.study.tell(number, state=optuna.trial.TrialState.PRUNED)
         elif ended.status == kt.engine.trial.TrialStatus.COMPLETED and ended.score is not None and np.isfinite(ended.score):
             self.study.tell(number, float(ended.score))
         else:
             self.study.tell(number, state=optuna.trial.TrialState.FAIL)
-        self._live.pop(trial.trial_id, None)
 
     def get_best_trials(self, num_trials: int = 1):
         """The best trials that ran to the end; pruned ones never win."""
         ranked = super().get_best_trials(len(self.trials))
         finished = [t for t in ranked if t.trial_id not in self.pruned]
         return (finished + [t for t in ranked if t.trial_id in self.pruned])[:num_trials]
-
-    def _optuna_trial(self, trial_id: str) -> Optional[optuna.Trial]:
-        if trial_id in self._live:
-            return self._live[trial_id]
-        number = self._numbers.get(trial_id)
-        if number is None:
-            return None
-        # A trial resumed after a crash: rebuild the handle on the same, still running, Optuna trial.
-        frozen = self.study.get_trials(deepcopy=False)[number]
-        if frozen.state != optuna.trial.TrialState.RUNNING:
-            return None
-        self._live[trial_id] = optuna.Trial(self.study, frozen._trial_id)
-        return self._live[trial_id]
 
     def get_state(self):
         state = super().get_state()
@@ -193,3 +170,40 @@ class OptunaOracle(kt.Oracle):
         super().set_state(state)
         self._numbers = dict(state.get("optuna_numbers", {}))
         self.pruned = dict(state.get("pruned", {}))
+
+
+class EpochReporter:
+    """Reports each epoch's score to the trial's Optuna trial and asks whether to prune.
+
+    It talks to the study's storage, not to the oracle, so a worker process
+    prunes against the same study as the chief that asked for the trial:
+    the Optuna trial is found by the Keras Tuner trial id the oracle stored
+    on it. A pruned trial gets `pruned_at_epoch`, which the oracle reads when
+    the trial ends.
+
+    Args:
+        study: The study, opened with the run's pruner.
+    """
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.study = study
+        self._trials: dict[str, optuna.Trial] = {}
+
+    def __call__(self, trial_id: str, epoch: int, value: Optional[float]) -> bool:
+        optuna_trial = self._running_trial(trial_id)
+        if optuna_trial is None or value is None or not math.isfinite(value):
+            return False
+        optuna_trial.report(float(value), step=epoch)
+        if optuna_trial.should_prune():
+            optuna_trial.set_user_attr(PRUNED_AT_ATTR, epoch + 1)
+            return True
+        return False
+
+    def _running_trial(self, trial_id: str) -> Optional[optuna.Trial]:
+        if trial_id not in self._trials:
+            running = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            matches = [t for t in running if t.user_attrs.get(KT_TRIAL_ATTR) == trial_id]
+            if not matches:
+                return None
+            self._trials[trial_id] = optuna.Trial(self.study, matches[-1]._trial_id)
+        return self._trials[trial_id]

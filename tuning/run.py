@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--final-seeds", type=int, default=3, help="retrain the best configuration this many times; export the best on validation (default 3)")
     parser.add_argument("--keep-checkpoints", default="best", help="trial weights kept on disk: all, best (default) or none")
     parser.add_argument("--mc-passes", type=int, default=10, help="stochastic passes of the MC-dropout evaluation (default 10)")
+    parser.add_argument("--workers", type=int, help="run a chief and N worker processes on this machine, sharing the cores (default: one process)")
+    parser.add_argument("--role", help="chief or worker: one process of a search spread over hosts (needs --oracle)")
+    parser.add_argument("--oracle", help="HOST:PORT the chief serves on and workers connect to (default with --workers: 127.0.0.1 and a free port)")
+    parser.add_argument("--worker-id", help="a worker's name; restart a dead worker under the same name to retry its trial (default worker-HOST-PID)")
+    parser.add_argument("--chief-timeout", type=int, default=300, help="seconds a worker waits for a silent chief before giving up (default 300)")
+    parser.add_argument("--threads", type=int, help="TensorFlow CPU threads for this process (default: all cores)")
     parser.add_argument("--checkpoint-root", default="checkpoints", help=argparse.SUPPRESS)
     parser.add_argument("--log-root", default="logs", help=argparse.SUPPRESS)
     parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
@@ -74,6 +80,12 @@ def parse_config(argv: Sequence[str]) -> tuple[RunConfig, bool]:
         lr_range=args.lr_range,
         pruner=args.pruner,
         storage=args.storage,
+        role=args.role,
+        oracle=args.oracle,
+        worker_id=args.worker_id,
+        workers=args.workers,
+        chief_timeout=args.chief_timeout,
+        threads=args.threads,
         checkpoint_root=args.checkpoint_root,
         log_root=args.log_root,
         command=("python", "-m", PROG, *argv),
@@ -115,7 +127,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from tuning import service
 
         result = service.run(config, say=lambda line: print(line, flush=True))
-        print(summary(result))
+        if isinstance(result, service.WorkerResult):
+            print(f"worker {result.worker_id}: ran {result.trials_run} trial(s); the chief retrains and exports")
+        else:
+            print(summary(result))
         return 0
 
     return run_command(PROG, body, debug="--debug" in argv,

@@ -36,6 +36,19 @@ RUN_FILE = "run.json"
 
 
 @dataclass(frozen=True)
+class WorkerResult:
+    """What a worker of a distributed search did.
+
+    Args:
+        worker_id: Its name.
+        trials_run: Trials it ran to the end (a retried one counts once).
+    """
+
+    worker_id: str
+    trials_run: int
+
+
+@dataclass(frozen=True)
 class RunResult:
     """What a finished run produced.
 
@@ -52,8 +65,11 @@ class RunResult:
     hyperparameters: dict
 
 
-def run(config: RunConfig, say: Say = print) -> RunResult:
+def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
     """Searches, retrains the best configuration, reads the test set after selection, and exports.
+
+    A worker (`role="worker"`) only runs the trials its chief hands out and
+    returns a `WorkerResult`; the chief (or the one process) does the rest.
 
     Args:
         config: The validated run.
@@ -69,6 +85,13 @@ def run(config: RunConfig, say: Say = print) -> RunResult:
     datasets.DATASETS.get(config.dataset)  # an unknown name raises here, listing the choices
     _check_writable(Path(config.checkpoint_root), "checkpoint")
     _check_writable(Path(config.log_root), "log")
+    if config.threads is not None:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(config.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(config.threads)
+    if config.role == "worker":
+        return _run_worker(config, space_class, say)
     previous = _previous_run(config)
 
     started = time.monotonic()
@@ -116,11 +139,14 @@ def run(config: RunConfig, say: Say = print) -> RunResult:
 
         search_started = time.monotonic()
         try:
-            tuner.search(
-                epochs=config.max_epochs,
-                callbacks=search_callbacks(config.patience, config.log_dir),
-                verbose=0,
-            )
+            if config.role == "chief" or config.workers:
+                _search_as_chief(config, tuner, seed, say)
+            else:
+                tuner.search(
+                    epochs=config.max_epochs,
+                    callbacks=search_callbacks(config.patience, config.log_dir),
+                    verbose=0,
+                )
         except RuntimeError as error:
             if "consecutive failures" not in str(error):
                 raise
@@ -228,6 +254,54 @@ def run(config: RunConfig, say: Say = print) -> RunResult:
     return RunResult(export_dir, config.log_dir, metrics, hyperparameters)
 
 
+def _search_as_chief(config: RunConfig, tuner, seed: int, say: Say) -> None:
+    """Serves the search to workers (started here with `--workers`), then tidies the checkpoints."""
+    from tuning import distributed
+
+    host, port = config.oracle_address()
+    if port == 0:
+        port = distributed.free_port(host)
+    distributed.set_tuner_environment(distributed.CHIEF_ID, host, port)
+    pool = distributed.WorkerPool(config, seed, host, port, say) if config.workers else None
+    if pool is None:
+        say(f"chief serving on {host}:{port}; start workers with --role worker --oracle {host}:{port}")
+    distributed.serve(tuner, host, port, say, config.trials, pool)
+    tuner.oracle._check_consecutive_failures()
+    tuner._drop_checkpoints()  # workers leave this to the chief, which knows every trial
+
+
+def _run_worker(config: RunConfig, space_class, say: Say) -> WorkerResult:
+    """One worker of a distributed search: the chief's run file, the data, then trials until told to stop."""
+    from tuning import distributed
+
+    distributed.wait_for_run_file(config.run_dir / RUN_FILE, config.chief_timeout, say)
+    previous = _previous_run(config)
+    seed = int(previous["seed"])
+    if config.seed is not None and config.seed != seed:
+        raise UsageError(f"--seed must match the chief's seed {seed}, but got seed={config.seed}; drop --seed on workers")
+    lr_bounds = previous.get("learning_rate_bounds")
+    dataset = datasets.load_dataset(config.dataset, config.data_dir)
+    from tuning.callbacks import search_callbacks
+    from tuning.pipeline import DatasetFeeder
+
+    worker_id = config.worker_name
+    with RunLock(config.run_dir, name=f".worker-{worker_id}.lock"):
+        context = SpaceContext.for_dataset(
+            dataset, batch_size=config.batch_size, epochs=config.max_epochs,
+            learning_rate_bounds=tuple(lr_bounds) if lr_bounds else None,
+        )  # fmt: skip
+        host, port = config.oracle_address()
+        distributed.set_tuner_environment(worker_id, host, port)
+        distributed.set_chief_timeout(config.chief_timeout)
+        tuner = tuners.make_tuner(config, space_class(context), DatasetFeeder(dataset), seed, say)
+        say(f"asking the chief at {host}:{port} for trials")
+        ran = distributed.work(
+            tuner, config, say,
+            epochs=config.max_epochs, callbacks=search_callbacks(config.patience, config.log_dir), verbose=0,
+        )  # fmt: skip
+    return WorkerResult(worker_id, ran)
+
+
 def _check_writable(root: Path, what: str) -> None:
     probe = root
     while not probe.exists():
@@ -254,6 +328,8 @@ def _previous_run(config: RunConfig) -> dict | None:
     }
     if mismatched:
         detail = ", ".join(f"{k} was {old!r}, now {new!r}" for k, (old, new) in mismatched.items())
+        if config.role == "worker":
+            raise UsageError(f"this worker's settings differ from the chief's ({detail}); give it the chief's options")
         raise UsageError(
             f"run {config.run_name!r} exists with other settings ({detail}); "
             "pass --overwrite to start afresh or --name for a new run"

@@ -72,8 +72,10 @@ class ServiceTuner:
     """
 
     def __init__(self, *args, feeder: DatasetFeeder, trial_seed: int, say: Say, total_trials: int,
-                 log_dir: Path, keep_checkpoints: str = "best", **kwargs):  # fmt: skip
+                 log_dir: Path, keep_checkpoints: str = "best", reporter: Callable | None = None,
+                 **kwargs):  # fmt: skip
         self._feeder = feeder
+        self._reporter = reporter
         self._keep_checkpoints = keep_checkpoints
         self._seed = trial_seed
         self._say = say
@@ -82,6 +84,8 @@ class ServiceTuner:
         self._trial_started = 0.0
         with contextlib.redirect_stdout(io.StringIO()):  # Keras Tuner prints "Reloading Tuner from ..."
             super().__init__(*args, **kwargs)
+        if self._is_worker():
+            self.oracle.create_trial = _patient(self.oracle.create_trial)
 
     def run_trial(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
@@ -100,8 +104,7 @@ class ServiceTuner:
 
     def on_epoch_end(self, trial, model, epoch, logs=None):
         super().on_epoch_end(trial, model, epoch, logs=logs)
-        report = getattr(self.oracle, "report", None)  # only oracles that can prune have it
-        if report is not None and report(trial.trial_id, epoch, (logs or {}).get(OBJECTIVE)):
+        if self._reporter is not None and self._reporter(trial.trial_id, epoch, (logs or {}).get(OBJECTIVE)):
             model.stop_training = True
             from tuning.hparams import log_pruned
 
@@ -112,14 +115,14 @@ class ServiceTuner:
         super().on_trial_begin(trial)
 
     def on_trial_end(self, trial):
-        super().on_trial_end(trial)
         seconds = time.monotonic() - self._trial_started
-        ended = self.oracle.get_trial(trial.trial_id)
-        _record_trial_time(Path(self.project_dir), trial.trial_id, seconds)
+        # Recorded before the oracle hears of the end, so a chief reporting the trial finds its time.
+        _record_trial_time(Path(self.project_dir), self.tuner_id, trial.trial_id, seconds)
+        super().on_trial_end(trial)
+        if self._is_worker():
+            return  # the chief reports progress and keeps the checkpoints tidy
         self._drop_checkpoints()
-        pruned_at = getattr(self.oracle, "pruned", {}).get(trial.trial_id)
-        self._say(format_trial_line(ended, len(self.oracle.end_order), self._total_trials, seconds, pruned_at))
-
+        self._say(progress_line(self.oracle, trial.trial_id, self._total_trials, seconds))
 
     def _checkpoints_to_keep(self) -> set[str]:
         best = self.oracle.get_best_trials(1)
@@ -167,7 +170,13 @@ class TunerFactory(Protocol):
 
 
 class OptunaTuner(ServiceTuner, kt.Tuner):
-    """A Keras Tuner tuner driven by an `OptunaOracle`."""
+    """A Keras Tuner tuner driven by an `OptunaOracle`; it reports each epoch to the study, for pruning."""
+
+    def __init__(self, *args, oracle, **kwargs):
+        from tuning.optuna_oracle import EpochReporter
+
+        kwargs.setdefault("reporter", EpochReporter(oracle.study))
+        super().__init__(*args, oracle=oracle, **kwargs)
 
 
 def _hyperband(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
@@ -258,10 +267,28 @@ def trial_counts(oracle: kt.Oracle) -> dict[str, int]:
 
 
 TRIAL_TIMES = "search_times.json"
+IDLE_WAIT_SECONDS = 1.0
 
 
-def _record_trial_time(run_dir: Path, trial_id: str, seconds: float) -> None:
-    path = run_dir / TRIAL_TIMES
+def _patient(create_trial: Callable) -> Callable:
+    """Wraps a worker's `create_trial` so that waiting for the chief is not a busy loop.
+
+    The chief answers IDLE while Hyperband waits for a bracket's other
+    trials, and Keras Tuner's search loop asks again at once.
+    """
+
+    def patient_create_trial(tuner_id):
+        trial = create_trial(tuner_id)
+        if trial.status == kt.engine.trial.TrialStatus.IDLE:
+            time.sleep(IDLE_WAIT_SECONDS)
+        return trial
+
+    return patient_create_trial
+
+
+def _record_trial_time(run_dir: Path, tuner_id: str, trial_id: str, seconds: float) -> None:
+    # One file per process, so workers sharing the run directory never race on one file.
+    path = run_dir / (TRIAL_TIMES if tuner_id == "tuner0" else f"search_times-{tuner_id}.json")
     times = json.loads(path.read_text()) if path.exists() else {}
     times[trial_id] = round(seconds, 3)
     tmp = path.with_suffix(".tmp")
@@ -270,9 +297,21 @@ def _record_trial_time(run_dir: Path, trial_id: str, seconds: float) -> None:
 
 
 def read_trial_times(run_dir: Path) -> dict[str, float]:
-    """Wall seconds of each finished trial, by trial id."""
-    path = run_dir / TRIAL_TIMES
-    return json.loads(path.read_text()) if path.exists() else {}
+    """Wall seconds of each finished trial, by trial id, from every process that ran trials."""
+    times: dict[str, float] = {}
+    for path in sorted(run_dir.glob("search_times*.json")):
+        try:
+            times.update(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue  # a worker's file mid-rename; its trials are counted on the next read
+    return times
+
+
+def progress_line(oracle: kt.Oracle, trial_id: str, total: int, seconds: float) -> str:
+    """The progress line of an ended trial, numbered by its place in the oracle's end order."""
+    done = oracle.end_order.index(trial_id) + 1 if trial_id in oracle.end_order else len(oracle.end_order)
+    pruned_at = getattr(oracle, "pruned", {}).get(trial_id)
+    return format_trial_line(oracle.get_trial(trial_id), done, total, seconds, pruned_at)
 
 
 def format_trial_line(trial: kt.engine.trial.Trial, done: int, total: int, seconds: float,

@@ -1,0 +1,501 @@
+"""Benchmarks: accuracy and time to accuracy against baselines, training overhead, memory.
+
+    python -m bench.run {accuracy,overhead,memory,all} --data-dir DIR [--budget-minutes M]
+                        [--datasets mnist,cifar10] [--seeds 1]
+
+Every method runs in a fresh process of this interpreter, one after the
+other, on the same data, the same split (the service's: the last 5,000
+training images validate) and the same wall-clock budget, and reads the
+test set once at the end:
+
+- `keras-tuner`: the Keras Tuner getting-started recipe (Hyperband,
+  max_epochs=10, factor=3, Adam, 1-3 dense layers of 32-512 units,
+  relu/tanh, optional dropout, learning rate 1e-4 to 1e-2 log), then a
+  retraining of the best configuration;
+- `exercise-mlp`: the exercises' hand-tuned 300-100 ReLU MLP, SGD at 0.3,
+  early stopping;
+- `strong-guess`: one strong hand-picked configuration per dataset;
+- `tuning`: `tuning.run` with its defaults and `--time-budget M`.
+
+Results go to `bench/results/*.json` and `bench/results/RESULTS.md`, and
+the README's "Performance" section is rewritten from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "README.md"
+METHODS = ("keras-tuner", "exercise-mlp", "strong-guess", "tuning")
+TARGETS = {"mnist": 0.98, "cifar10": 0.50, "digits": 0.95}
+SEARCH_SHARE = 0.75  # of the budget, for the baselines that search and then retrain
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+# ----------------------------------------------------------------------------- shared pieces
+
+
+class Clock:
+    """Wall time since the method started, and a best-validation-accuracy curve over it."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.started_wall = time.time()
+        self.curve: list[tuple[float, float]] = []
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def record(self, val_accuracy: float) -> None:
+        best = max([val_accuracy, *(v for _, v in self.curve)])
+        self.curve.append((round(self.elapsed(), 1), round(float(best), 4)))
+
+
+def _callbacks():
+    import keras
+
+    class Deadline(keras.callbacks.Callback):
+        """Stops training at a wall-clock time (and stops every later epoch of a search)."""
+
+        def __init__(self, at: float) -> None:
+            super().__init__()
+            self.at = at
+
+        def on_epoch_end(self, epoch, logs=None):
+            if time.time() >= self.at:
+                self.model.stop_training = True
+
+    class Curve(keras.callbacks.Callback):
+        def __init__(self, clock: Clock) -> None:
+            super().__init__()
+            self.clock = clock
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs and "val_accuracy" in logs:
+                self.clock.record(logs["val_accuracy"])
+
+    return Deadline, Curve
+
+
+def _load(dataset: str, data_dir: Optional[str]):
+    from tuning.datasets import load_dataset
+
+    return load_dataset(dataset, data_dir)
+
+
+def _fit_to_deadline(model, data, batch_size: int, epochs: int, patience: int, deadline: float, clock: Clock,
+                     x_transform: Callable = lambda x: x):  # fmt: skip
+    import keras
+
+    Deadline, Curve = _callbacks()
+    model.fit(
+        x_transform(data.train.x), data.train.y, batch_size=batch_size, epochs=epochs,
+        validation_data=(x_transform(data.val.x), data.val.y), verbose=0,
+        callbacks=[keras.callbacks.EarlyStopping("val_accuracy", patience=patience, restore_best_weights=True),
+                   Deadline(deadline), Curve(clock)],
+    )  # fmt: skip
+    return model
+
+
+def _test_accuracy(model, data, x_transform: Callable = lambda x: x) -> float:
+    return float(model.evaluate(x_transform(data.test.x), data.test.y, batch_size=1024, verbose=0)[1])
+
+
+# ----------------------------------------------------------------------------- the four methods
+
+
+def method_keras_tuner(data, budget: float, seed: int, workdir: Path, clock: Clock) -> dict:
+    """The Keras Tuner getting-started recipe, as users copy it."""
+    import keras
+    import keras_tuner as kt
+
+    Deadline, _ = _callbacks()
+    search_deadline = time.time() + SEARCH_SHARE * budget
+
+    def build_model(hp):
+        model = keras.Sequential([keras.Input(data.input_shape), keras.layers.Flatten()])
+        for i in range(hp.Int("num_layers", 1, 3)):
+            model.add(keras.layers.Dense(hp.Int(f"units_{i}", 32, 512, step=32),
+                                         activation=hp.Choice("activation", ["relu", "tanh"])))  # fmt: skip
+        if hp.Boolean("dropout"):
+            model.add(keras.layers.Dropout(rate=0.25))
+        model.add(keras.layers.Dense(data.n_classes, activation="softmax"))
+        model.compile(keras.optimizers.Adam(hp.Float("lr", 1e-4, 1e-2, sampling="log")),
+                      "sparse_categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
+        return model
+
+    class Budgeted(kt.Hyperband):
+        def pre_create_trial(self):
+            if time.time() >= search_deadline:
+                self.oracle.max_trials = len(self.oracle.trials)  # the next create_trial says STOPPED
+
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            ended = self.oracle.get_trial(trial.trial_id)
+            if ended.score is not None:
+                clock.record(ended.score)
+
+    tuner = Budgeted(build_model, objective="val_accuracy", max_epochs=10, factor=3, seed=seed + 1,
+                     directory=str(workdir), project_name="kt", overwrite=True)  # fmt: skip
+    tuner.oracle.max_trials = 10_000
+    tuner.search(data.train.x, data.train.y, validation_data=(data.val.x, data.val.y), epochs=10, verbose=0,
+                 callbacks=[keras.callbacks.EarlyStopping("val_loss", patience=5), Deadline(search_deadline)])  # fmt: skip
+    trials = len(tuner.oracle.trials)
+    best_hp = tuner.get_best_hyperparameters(1)[0]
+    keras.utils.set_random_seed(seed)
+    model = _fit_to_deadline(tuner.hypermodel.build(best_hp), data, 32, 50, 3, clock.started_wall + budget, clock)
+    return {"trials": trials, "test_accuracy": _test_accuracy(model, data), "best": best_hp.values}
+
+
+def method_exercise_mlp(data, budget: float, seed: int, workdir: Path, clock: Clock) -> dict:
+    """300-100 ReLU, SGD at learning rate 0.3, early stopping: the exercises' hand-tuned MNIST MLP."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input(data.input_shape), keras.layers.Flatten(),
+        keras.layers.Dense(300, activation="relu"), keras.layers.Dense(100, activation="relu"),
+        keras.layers.Dense(data.n_classes, activation="softmax"),
+    ])  # fmt: skip
+    model.compile(keras.optimizers.SGD(learning_rate=0.3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    _fit_to_deadline(model, data, 32, 100, 10, clock.started_wall + budget, clock)
+    return {"test_accuracy": _test_accuracy(model, data)}
+
+
+def method_strong_guess(data, budget: float, seed: int, workdir: Path, clock: Clock) -> dict:
+    """One strong hand-picked configuration (see the issue): the search has to beat a good single guess."""
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(seed)
+    epochs, batch = 30, 128
+    steps = epochs * int(np.ceil(len(data.train) / batch))
+    if data.name == "cifar10":
+        mean = data.train.x.mean(axis=0, keepdims=True)
+        std = data.train.x.std(axis=0, keepdims=True) + 1e-7
+
+        def transform(x):
+            return (x - mean) / std
+
+        layers = []
+        for _ in range(3):
+            layers += [keras.layers.Dense(1024), keras.layers.BatchNormalization(), keras.layers.Activation("relu")]
+        layers.append(keras.layers.Dropout(0.3))
+        peak, optimizer = 1e-3, lambda lr: keras.optimizers.AdamW(lr, weight_decay=1e-4)
+    else:
+
+        def transform(x):
+            return x
+
+        layers = [keras.layers.Dense(1024, activation="relu"), keras.layers.Dropout(0.3),
+                  keras.layers.Dense(1024, activation="relu"), keras.layers.Dropout(0.3)]  # fmt: skip
+        peak, optimizer = 2e-3, lambda lr: keras.optimizers.Adam(lr)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=steps - steps // 10, warmup_target=peak, warmup_steps=steps // 10
+    )
+    model = keras.Sequential([keras.Input(data.input_shape), keras.layers.Flatten(), *layers,
+                              keras.layers.Dense(data.n_classes, activation="softmax")])  # fmt: skip
+    model.compile(optimizer(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    _fit_to_deadline(model, data, batch, epochs, epochs, clock.started_wall + budget, clock, transform)
+    return {"test_accuracy": _test_accuracy(model, data, transform)}
+
+
+def method_tuning(data, budget: float, seed: int, workdir: Path, clock: Clock, data_dir: Optional[str] = None) -> dict:
+    """`tuning.run` with its defaults and `--time-budget`."""
+    from tuning import service
+    from tuning.config import RunConfig
+
+    def say(line: str) -> None:
+        if line.startswith("trial ") and "val_accuracy=" in line:
+            clock.record(float(line.split("val_accuracy=")[1].split()[0]))
+
+    config = RunConfig(
+        dataset=data.name, data_dir=data_dir, seed=seed, time_budget=budget / 60, overwrite=True,
+        checkpoint_root=str(workdir / "checkpoints"), log_root=str(workdir / "logs"),
+    )  # fmt: skip
+    result = service.run(config, say=say)
+    final = result.metrics["final"]
+    for value in final["history"].get("val_accuracy", []):
+        clock.record(value)
+    return {"trials": sum(result.metrics["search"]["trials_by_status"].values()),
+            "test_accuracy": final["test_accuracy"], "best": result.hyperparameters}  # fmt: skip
+
+
+RUNNERS = {"keras-tuner": method_keras_tuner, "exercise-mlp": method_exercise_mlp,
+           "strong-guess": method_strong_guess, "tuning": method_tuning}  # fmt: skip
+
+
+def run_method(args) -> int:
+    """One method in this process (`python -m bench.run _method ...`): writes its JSON to --out."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from tuning.cli import quiet_libraries
+
+    quiet_libraries()
+    data = _load(args.dataset, args.data_dir)
+    clock = Clock()
+    budget = args.budget_minutes * 60
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = RUNNERS[args.method]
+        extra = {"data_dir": args.data_dir} if args.method == "tuning" else {}
+        outcome = runner(data, budget, args.seed, Path(tmp), clock, **extra)
+    target = TARGETS.get(args.dataset)
+    reached = next((t for t, v in clock.curve if target is not None and v >= target), None)
+    result = {
+        "method": args.method, "dataset": args.dataset, "seed": args.seed, "budget_minutes": args.budget_minutes,
+        "wall_seconds": round(clock.elapsed(), 1), "best_val_accuracy": max((v for _, v in clock.curve), default=None),
+        "val_target": target, "seconds_to_val_target": reached, "curve": clock.curve, **outcome,
+    }  # fmt: skip
+    Path(args.out).write_text(json.dumps(result, indent=1, default=str))
+    return 0
+
+
+# ----------------------------------------------------------------------------- overhead
+
+
+def overhead(args) -> dict:
+    """Samples/s inside a `tuning` trial against a bare `model.fit`, and the time a trial spends outside `fit`."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from tuning.cli import quiet_libraries
+
+    quiet_libraries()
+    import keras
+    import keras_tuner as kt
+    import numpy as np
+
+    from tuning import callbacks, tuners
+    from tuning.config import RunConfig
+    from tuning.pipeline import DatasetFeeder
+
+    data = _load(args.datasets[0], args.data_dir)
+    epochs, batch, repeats = 3, 128, 3
+
+    def build(hp=None):
+        if hp is not None:
+            hp.Fixed("batch_size", batch)
+        model = keras.Sequential([keras.Input(data.input_shape), keras.layers.Flatten(),
+                                  keras.layers.Dense(256, activation="relu"), keras.layers.Dense(256, activation="relu"),
+                                  keras.layers.Dense(data.n_classes, activation="softmax")])  # fmt: skip
+        model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    class FitTimer(keras.callbacks.Callback):
+        """Wall time of each training epoch (validation included) and of the whole `fit`."""
+
+        def __init__(self, sink: dict) -> None:
+            super().__init__()
+            self.sink = sink
+
+        def on_train_begin(self, logs=None):
+            self.sink.setdefault("fits", []).append([time.monotonic(), None])
+            self._epoch = time.monotonic()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch = time.monotonic()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.sink.setdefault("epochs", []).append(time.monotonic() - self._epoch)
+
+        def on_train_end(self, logs=None):
+            self.sink["fits"][-1][1] = time.monotonic()
+
+        def __deepcopy__(self, memo):  # Keras Tuner deep-copies callbacks; keep writing to the same sink
+            return FitTimer(self.sink)
+
+    n = len(data.train)
+    bare: dict = {}
+    for r in range(repeats):
+        keras.utils.set_random_seed(r)
+        model = build()
+        model.fit(data.train.x, data.train.y, batch_size=batch, epochs=epochs, verbose=0,
+                  validation_data=(data.val.x, data.val.y), callbacks=[FitTimer(bare)])  # fmt: skip
+    # The first epoch of every fit includes tracing; steady-state throughput uses the later ones.
+    steady = [t for i, t in enumerate(bare["epochs"]) if i % epochs]
+    bare_throughput = n / float(np.median(steady))
+
+    inside: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        config = RunConfig(dataset=data.name, tuner="random", trials=repeats, max_epochs=epochs, seed=0,
+                           checkpoint_root=str(Path(tmp) / "checkpoints"), log_root=str(Path(tmp) / "logs"))  # fmt: skip
+
+        class Fixed(kt.HyperModel):
+            def build(self, hp):
+                hp.Int("replica", 0, repeats - 1)  # distinct trials of one model, so the oracle runs `repeats`
+                return build(hp)
+
+        feeder = DatasetFeeder(data)
+        search_started = time.monotonic()
+        tuner = tuners.make_tuner(config, Fixed(), feeder, 0, lambda line: None)
+        tuner.search(epochs=epochs, callbacks=[*callbacks.search_callbacks(epochs + 1, config.log_dir), FitTimer(inside)],
+                     verbose=0)  # fmt: skip
+        search_seconds = time.monotonic() - search_started
+    steady_inside = [t for i, t in enumerate(inside["epochs"]) if i % epochs]
+    inside_throughput = n / float(np.median(steady_inside))
+    fit_seconds = [end - start for start, end in inside["fits"]]
+    trials_run = len(fit_seconds)
+    outside_total = max(0.0, search_seconds - sum(fit_seconds))
+    result = {
+        "dataset": data.name, "model": "2x256 relu, Adam, batch 128", "epochs": epochs, "repeats": repeats,
+        "note": "throughput from the median of epochs 2..E (the first includes tracing); outside-fit time is the "
+                "search's wall time (tuner construction, oracle, build, compile, checkpoints, TensorBoard) minus fit time",
+        "bare_fit_samples_per_s": round(bare_throughput), "tuning_trial_samples_per_s": round(inside_throughput),
+        "throughput_ratio": round(inside_throughput / bare_throughput, 3),
+        "search_seconds": round(search_seconds, 2), "trials": trials_run, "fit_seconds": [round(t, 2) for t in fit_seconds],
+        "outside_fit_seconds_per_trial": round(outside_total / trials_run, 2),
+        "outside_fit_fraction": round(outside_total / search_seconds, 4),
+    }  # fmt: skip
+    return result
+
+
+# ----------------------------------------------------------------------------- orchestration
+
+
+def _subprocess(argv: list[str], timeout: float) -> int:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.call([sys.executable, "-m", "bench.run", *argv], cwd=ROOT, env=env, timeout=timeout)
+
+
+def accuracy(args) -> list[dict]:
+    results = []
+    for dataset in args.datasets:
+        for seed in range(args.seeds):
+            for method in args.methods:
+                out = RESULTS / f"accuracy-{dataset}-{method}-seed{seed}.json"
+                print(f"[bench] {dataset} {method} seed {seed}: budget {args.budget_minutes} min", flush=True)
+                argv = ["_method", method, "--dataset", dataset, "--seed", str(seed), "--out", str(out),
+                        "--budget-minutes", str(args.budget_minutes)] + (["--data-dir", args.data_dir] if args.data_dir else [])  # fmt: skip
+                code = _subprocess(argv, timeout=args.budget_minutes * 60 * 3 + 600)
+                if code != 0 or not out.exists():
+                    print(f"[bench] {dataset} {method} seed {seed} failed (exit {code})", flush=True)
+                    continue
+                result = json.loads(out.read_text())
+                print(f"[bench]   test {result['test_accuracy']:.4f}, best val {result['best_val_accuracy']}, "
+                      f"{result['wall_seconds']:.0f}s, to target: {result['seconds_to_val_target']}", flush=True)  # fmt: skip
+                results.append(result)
+    return results
+
+
+def memory(args) -> list[dict]:
+    found = []
+    for engine in ("tuning", "tuning-workers", "keras-tuner"):
+        argv = ["-m", "bench.memory", "--engine", engine, "--dataset", args.datasets[0], "--trials", "30"]
+        argv += ["--data-dir", args.data_dir] if args.data_dir else []
+        subprocess.call([sys.executable, *argv], cwd=ROOT)
+        path = RESULTS / f"memory-{engine}.json"
+        if path.exists():
+            found.append(json.loads(path.read_text()))
+    return found
+
+
+def _machine() -> str:
+    processor = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                processor = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{processor}, {cores} cores, no GPU" if not os.environ.get("CUDA_VISIBLE_DEVICES") else f"{processor}, {cores} cores"
+
+
+def render(command: str) -> str:
+    """The Markdown of every result file in `bench/results/`."""
+    lines = [f"Measured {time.strftime('%Y-%m-%d')} on {_machine()} with `{command}`.", ""]
+    accuracy_files = sorted(RESULTS.glob("accuracy-*.json"))
+    if accuracy_files:
+        rows = [json.loads(p.read_text()) for p in accuracy_files]
+        lines += ["| dataset | method | seed | budget (min) | trials | best val | test acc | time to val target | wall |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        order = {m: i for i, m in enumerate(METHODS)}
+        for r in sorted(rows, key=lambda r: (r["dataset"], r["seed"], order.get(r["method"], 9))):
+            reached = f"{r['seconds_to_val_target']:.0f}s (≥{r['val_target']})" if r.get("seconds_to_val_target") is not None else f"not reached (≥{r['val_target']})"
+            lines.append(f"| {r['dataset']} | {r['method']} | {r['seed']} | {r['budget_minutes']} | {r.get('trials', '-')} | "
+                         f"{r['best_val_accuracy']:.4f} | **{r['test_accuracy']:.4f}** | {reached} | {r['wall_seconds']:.0f}s |")  # fmt: skip
+        lines.append("")
+    over = RESULTS / "overhead.json"
+    if over.exists():
+        o = json.loads(over.read_text())
+        lines += [f"Overhead ({o['dataset']}, {o['model']}, {o['epochs']} epochs, {o['repeats']} trials): a bare `model.fit` "
+                  f"trains at {o['bare_fit_samples_per_s']} samples/s, a `tuning` trial at {o['tuning_trial_samples_per_s']} "
+                  f"(ratio **{o['throughput_ratio']}**, target ≥ 0.95). Outside `fit` a trial spends "
+                  f"{o['outside_fit_seconds_per_trial']}s (tuner set-up, oracle, build, compile, checkpoint, TensorBoard): "
+                  f"**{100 * o['outside_fit_fraction']:.1f}%** of trial time (target < 3%).", ""]  # fmt: skip
+    memory_files = sorted(RESULTS.glob("memory-*.json"))
+    if memory_files:
+        lines += ["| memory | trials | RSS after trial 3 | RSS after last | growth (target < 150 MB) |", "| --- | --- | --- | --- | --- |"]
+        for p in memory_files:
+            m = json.loads(p.read_text())
+            lines.append(f"| {m['engine']} | {m['trials']} | {m['rss_mb_after_trial_3']:.0f} MB | "
+                         f"{m['rss_mb_after_last_trial']:.0f} MB | **{m['growth_mb_from_trial_3']:+.0f} MB** |")  # fmt: skip
+        lines.append("")
+    return "\n".join(lines)
+
+
+def update_readme(markdown: str) -> None:
+    text = README.read_text()
+    block = f"{START}\n{markdown}\n{END}"
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n## Performance\n\n" + block + "\n"
+    README.write_text(text)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_method":
+        parser = argparse.ArgumentParser(prog="bench.run _method")
+        parser.add_argument("method", choices=METHODS)
+        parser.add_argument("--dataset", required=True)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--budget-minutes", type=float, required=True)
+        parser.add_argument("--data-dir")
+        parser.add_argument("--out", required=True)
+        return run_method(parser.parse_args(argv[1:]))
+    parser = argparse.ArgumentParser(prog="bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["accuracy", "overhead", "memory", "all"])
+    parser.add_argument("--data-dir")
+    parser.add_argument("--budget-minutes", type=float, default=20.0)
+    parser.add_argument("--datasets", default="mnist,cifar10")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--seeds", type=int, default=1)
+    args = parser.parse_args(argv)
+    args.datasets = [d for d in args.datasets.split(",") if d]
+    args.methods = [m for m in args.methods.split(",") if m]
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown or args.budget_minutes <= 0 or args.seeds < 1:
+        print(f"bench.run: error: methods must be among {', '.join(METHODS)}, budget > 0 and seeds >= 1, "
+              f"but got methods={args.methods}, budget_minutes={args.budget_minutes}, seeds={args.seeds}", file=sys.stderr)  # fmt: skip
+        return 2
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    command = "python -m bench.run " + " ".join(argv)
+    if args.what in ("overhead", "all"):
+        result = overhead(args)
+        (RESULTS / "overhead.json").write_text(json.dumps(result, indent=1) + "\n")
+        print(f"[bench] overhead: {result}", flush=True)
+    if args.what in ("memory", "all"):
+        memory(args)
+    if args.what in ("accuracy", "all"):
+        accuracy(args)
+    markdown = render(command)
+    (RESULTS / "RESULTS.md").write_text(markdown + "\n")
+    update_readme(markdown)
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,375 @@
+"""Spreading one search over processes and hosts with Keras Tuner's chief/worker engine.
+
+Owns: the Keras Tuner environment of a chief or a worker process
+(`KERASTUNER_TUNER_ID`, `KERASTUNER_ORACLE_IP`, `KERASTUNER_ORACLE_PORT`),
+the chief's serving loop, how long a worker waits for a silent chief, and
+`WorkerPool`: the `--workers N` local processes, each given a fair share of
+the CPU threads (or its own GPU when there are several) and restarted under
+the same id when it dies, so that the chief hands it back the trial it was
+running. The protocol, the servicer and the client are Keras Tuner's; the
+chief's loop is ours only so that it can also stop when its local workers
+are gone, report progress, and shut down on Ctrl-C. Does not own: what a
+trial does (`tuning.tuners`) or what the chief does after the search
+(`tuning.service`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from tuning.config import RunConfig
+from tuning.errors import RunError, UsageError
+
+Say = Callable[[str], None]
+CHIEF_ID = "chief"
+POLL_SECONDS = 0.5
+MAX_RESTARTS = 3
+STOP_GRACE_SECONDS = 30
+
+
+def set_tuner_environment(tuner_id: str, host: str, port: int) -> None:
+    """Sets the variables by which Keras Tuner knows it is a chief or a worker."""
+    os.environ["KERASTUNER_TUNER_ID"] = tuner_id
+    os.environ["KERASTUNER_ORACLE_IP"] = host
+    os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
+
+
+def set_chief_timeout(seconds: int) -> None:
+    """How long a worker's calls wait for the chief; Keras Tuner's own default is an hour."""
+    from keras_tuner.src.distribute import oracle_client
+
+    oracle_client.TIMEOUT = seconds
+
+
+def free_port(host: str) -> int:
+    """A port on `host` that nothing listens on now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+            return int(probe.getsockname()[1])
+    except OSError as error:
+        raise UsageError(f"cannot listen on {host!r} ({error.strerror}); check the host in --oracle") from None
+
+
+def worker_threads(workers: int) -> int:
+    """Each local worker's share of the cores this process may use, at least one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // workers)
+
+
+def _die_with_parent() -> None:  # pragma: no cover (runs in the child between fork and exec)
+    """Linux: a worker gets SIGTERM when its chief dies, so a killed chief leaves no orphans."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+@dataclass
+class _Worker:
+    worker_id: str
+    index: int
+    threads: int
+    gpus: int
+    process: Optional[subprocess.Popen] = None
+    restarts: int = 0
+    outcome: Optional[str] = None  # "done" or why it was given up on
+
+
+@dataclass
+class WorkerPool:
+    """`--workers N` worker processes on this machine, restarted when they die.
+
+    Args:
+        config: The chief's run; each worker gets a copy with its own role and id.
+        seed: The run's seed, so that trial `i` gets the same seed on any worker.
+        host: Address the chief serves on.
+        port: Its port.
+        say: Where the pool's messages go.
+        max_restarts: Deaths by signal (kill -9, the OOM killer) a worker
+            survives; each restart retries the trial it was running.
+            Defaults to 3.
+    """
+
+    config: RunConfig
+    seed: int
+    host: str
+    port: int
+    say: Say
+    max_restarts: int = MAX_RESTARTS
+    workers: list[_Worker] = field(default_factory=list)
+
+    def start(self) -> None:
+        n = self.config.workers or 1
+        threads = worker_threads(n)
+        gpus = _gpu_count()
+        self.say(
+            f"starting {n} worker process(es) with {threads} CPU thread(s) each"
+            + (f", one of {gpus} GPUs each" if gpus > 1 else "")
+            + f"; the chief serves on {self.host}:{self.port}"
+        )
+        self.workers = [_Worker(f"w{i}", i, threads, gpus) for i in range(n)]
+        for worker in self.workers:
+            self._launch(worker)
+
+    def _launch(self, worker: _Worker) -> None:
+        worker_config = dataclasses.replace(
+            self.config, role="worker", workers=None, worker_id=worker.worker_id, overwrite=False,
+            oracle=f"{self.host}:{self.port}", seed=self.seed, threads=worker.threads,
+        )  # fmt: skip
+        env = dict(os.environ)
+        for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+            env.pop(name, None)
+        if worker.gpus > 1:
+            env["CUDA_VISIBLE_DEVICES"] = str(worker.index % worker.gpus)
+        elif worker.gpus == 1:
+            env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # several processes share the one GPU
+        worker.process = subprocess.Popen(
+            [sys.executable, "-m", "tuning.distributed", json.dumps(_config_to_json(worker_config))],
+            env=env, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )  # fmt: skip
+
+    def poll(self) -> None:
+        """Notices workers that ended; restarts those killed by a signal."""
+        for worker in self.workers:
+            if worker.outcome is not None or worker.process is None:
+                continue
+            code = worker.process.poll()
+            if code is None:
+                continue
+            if code == 0:
+                worker.outcome = "done"
+            elif code < 0 and worker.restarts < self.max_restarts:
+                worker.restarts += 1
+                self.say(
+                    f"worker {worker.worker_id} died ({_signal_name(-code)}); restarting it "
+                    f"({worker.restarts}/{self.max_restarts}) to retry its trial"
+                )
+                self._launch(worker)
+            else:
+                worker.outcome = (
+                    f"died ({_signal_name(-code)}) {worker.restarts + 1} times" if code < 0 else f"exited with code {code}"
+                )
+                self.say(f"worker {worker.worker_id} {worker.outcome}; not restarting it")
+
+    @property
+    def finished(self) -> bool:
+        return all(worker.outcome is not None for worker in self.workers)
+
+    def failures(self) -> list[str]:
+        return [f"{w.worker_id} {w.outcome}" for w in self.workers if w.outcome not in (None, "done")]
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Waits up to `grace` seconds for workers that are finishing, then ends the rest."""
+        deadline = time.monotonic() + grace
+        for worker in self.workers:
+            if worker.process is None:
+                continue
+            try:
+                worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.process.terminate()
+        for worker in self.workers:
+            if worker.process is not None and worker.process.poll() is None:
+                try:
+                    worker.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    worker.process.kill()
+                    worker.process.wait()
+
+
+def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Optional[WorkerPool] = None) -> None:
+    """Serves the tuner's oracle to workers until the search is over.
+
+    The search is over when Keras Tuner's own condition holds (the oracle
+    has stopped every worker that asked, and no trial is running) or, with
+    a local pool, when every local worker has ended. Prints one progress
+    line per ended trial.
+
+    Args:
+        tuner: The chief's tuner; its oracle decides every trial.
+        host: Address to listen on.
+        port: Port to listen on.
+        say: Where progress lines go.
+        total_trials: The trial cap, for "trial 3/50".
+        pool: The local workers, if this process started them. Defaults to None.
+    """
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    from tuning import tuners
+
+    oracle = tuner.oracle
+    oracle.verbose = 0  # the progress lines below replace Keras Tuner's per-trial tables
+    tuner.save()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    servicer = oracle_chief.OracleServicer(oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        raise UsageError(f"cannot listen on {host}:{port}; is another chief running there? pick another --oracle port")
+    server.start()
+    reported = len(oracle.end_order)
+    try:
+        if pool is not None:
+            pool.start()
+        while True:
+            time.sleep(POLL_SECONDS)
+            if len(oracle.end_order) > reported:
+                times = tuners.read_trial_times(Path(tuner.project_dir))
+                for trial_id in list(oracle.end_order[reported:]):
+                    say(tuners.progress_line(oracle, trial_id, total_trials, times.get(trial_id, 0.0)))
+                reported = len(oracle.end_order)
+                _save(oracle)
+            if _too_many_failures(oracle):
+                break
+            if servicer.stop_triggered and oracle_chief.exit_chief(oracle):
+                break
+            if pool is not None:
+                pool.poll()
+                if pool.finished:
+                    break
+    finally:
+        if pool is not None:
+            pool.stop(grace=STOP_GRACE_SECONDS if servicer.stop_triggered else 0)
+        server.stop(grace=None)
+        _save(oracle)
+    if pool is not None and pool.failures() and not servicer.stop_triggered and not _too_many_failures(oracle):
+        raise RunError(
+            f"the workers stopped before the search finished ({'; '.join(pool.failures())}); "
+            "see their messages above, then rerun the same command to resume"
+        )
+
+
+def _save(oracle) -> None:
+    """Saves the oracle under its own lock.
+
+    Keras Tuner's `end_trial` saves before it drops the trial from the
+    running ones, and on a worker nothing saves it again, so a chief that
+    stopped now would retry a finished trial on resume.
+    """
+    from keras_tuner.src.engine.oracle import synchronized
+
+    synchronized(lambda o: o.save())(oracle)
+
+
+def _too_many_failures(oracle) -> bool:
+    try:
+        oracle._check_consecutive_failures()
+    except RuntimeError:
+        return True
+    return False
+
+
+def work(tuner, config: RunConfig, say: Say, **search_kwargs) -> int:
+    """Runs trials the chief hands out until it says stop; returns how many this worker ran.
+
+    Args:
+        tuner: This worker's tuner; Keras Tuner routes its oracle calls to the chief.
+        config: The worker's run.
+        say: Where messages go.
+        **search_kwargs: Passed to `tuner.search`.
+    """
+    import grpc
+
+    before = len(_trials_recorded(tuner))
+    try:
+        tuner.search(**search_kwargs)
+    except grpc.RpcError as error:
+        code = error.code() if hasattr(error, "code") else None
+        if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
+            raise RunError(
+                f"the chief at {config.oracle} did not answer within {config.chief_timeout}s "
+                f"({code.name}); it has stopped or is unreachable. Restart it with the same command "
+                "to resume; --chief-timeout sets how long workers wait"
+            ) from None
+        details = (error.details() if hasattr(error, "details") else "") or str(error)
+        raise RunError(f"the chief refused this worker's request: {details.strip().splitlines()[-1]}") from None
+    return len(_trials_recorded(tuner)) - before
+
+
+def _trials_recorded(tuner) -> dict:
+    path = Path(tuner.project_dir) / f"search_times-{tuner.tuner_id}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def wait_for_run_file(path: Path, timeout: int, say: Say) -> None:
+    """A worker started before its chief waits for the chief's run file, up to `timeout` seconds."""
+    if path.exists():
+        return
+    say(f"waiting up to {timeout}s for the chief to create {path}")
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise RunError(
+                f"no chief created {path} within {timeout}s; start the chief first "
+                "(same DATASET and options, --role chief) or raise --chief-timeout"
+            )
+        time.sleep(1.0)
+
+
+def _gpu_count() -> int:
+    try:
+        import tensorflow as tf
+
+        return len(tf.config.list_physical_devices("GPU"))
+    except Exception:  # no TensorFlow GPU support: CPU threads only
+        return 0
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _config_to_json(config: RunConfig) -> dict:
+    return dataclasses.asdict(config)
+
+
+def _config_from_json(text: str) -> RunConfig:
+    values = json.loads(text)
+    values["command"] = tuple(values.get("command", ()))
+    return RunConfig(**values)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """`python -m tuning.distributed CONFIG_JSON`: one local worker, as started by `WorkerPool`."""
+    from tuning.cli import quiet_libraries, run_command
+
+    argv = sys.argv[1:] if argv is None else argv
+    config = _config_from_json(argv[0])
+    prefix = f"[{config.worker_id}] "
+
+    def body() -> int:
+        quiet_libraries()
+        from tuning import service
+
+        ran = service.run(config, say=lambda line: print(prefix + line, flush=True))
+        print(f"{prefix}done: ran {ran.trials_run} trial(s)", flush=True)
+        return 0
+
+    return run_command(f"tuning worker {config.worker_id}", body, debug=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
