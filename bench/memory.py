@@ -1,9 +1,12 @@
 """Resident memory over a long search: `tuning` against a plain Keras Tuner script.
 
-    python -m bench.memory --data-dir DIR [--dataset mnist] [--trials 30] [--engine tuning|keras-tuner]
+    python -m bench.memory --data-dir DIR [--dataset mnist] [--trials 30] [--engine tuning|tuning-workers|keras-tuner|all]
 
-Each engine runs in its own process (`--engine both`, the default, starts
+Each engine runs in its own process (`--engine all`, the default, starts
 one per engine) and samples its resident set size (VmRSS) after every trial.
+`tuning-workers` is `tuning` with `--workers 1 --recycle-after 10`: trials
+run in a worker process that is replaced every 10 trials, and the figure is
+the sum over the chief and its workers.
 The figure of merit is the growth from trial 3 to the last trial. Results go
 to `bench/results/memory-ENGINE.json`.
 """
@@ -20,6 +23,8 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+RECYCLE_AFTER = 10
+ENGINES = ("tuning", "tuning-workers", "keras-tuner")
 
 
 def rss_mb() -> float:
@@ -29,7 +34,24 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-def run_tuning(args, workdir: Path) -> list[float]:
+def tree_rss_mb() -> float:
+    """VmRSS of this process plus its children (the chief and its worker processes)."""
+    total = rss_mb()
+    me = str(os.getpid())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("PPid", "").strip() == me and "VmRSS" in fields:
+            total += int(fields["VmRSS"].split()[0]) / 1024
+    return total
+
+
+def run_tuning(args, workdir: Path, workers: bool = False) -> list[float]:
     from tuning import service
     from tuning.config import RunConfig
 
@@ -37,12 +59,13 @@ def run_tuning(args, workdir: Path) -> list[float]:
 
     def say(line: str) -> None:
         if line.startswith("trial "):
-            samples.append(rss_mb())
+            samples.append(tree_rss_mb() if workers else rss_mb())
 
     config = RunConfig(
         dataset=args.dataset, tuner="random", trials=args.trials, max_epochs=args.epochs, batch_size=256,
         data_dir=args.data_dir, seed=0, overwrite=True, final_epochs=1, final_seeds=1,
         checkpoint_root=str(workdir / "checkpoints"), log_root=str(workdir / "logs"),
+        **({"workers": 1, "recycle_after": RECYCLE_AFTER} if workers else {}),
     )  # fmt: skip
     service.run(config, say=say)
     return samples
@@ -84,8 +107,10 @@ def run_keras_tuner(args, workdir: Path) -> list[float]:
 def measure(args) -> dict:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        runner = run_tuning if args.engine == "tuning" else run_keras_tuner
-        samples = runner(args, Path(tmp))
+        if args.engine == "keras-tuner":
+            samples = run_keras_tuner(args, Path(tmp))
+        else:
+            samples = run_tuning(args, Path(tmp), workers=args.engine == "tuning-workers")
     third, last = samples[min(2, len(samples) - 1)], samples[-1]
     return {
         "engine": args.engine, "dataset": args.dataset, "trials": len(samples), "epochs_per_trial": args.epochs,
@@ -103,11 +128,11 @@ def main() -> int:
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--engine", choices=["tuning", "keras-tuner", "both"], default="both")
+    parser.add_argument("--engine", choices=[*ENGINES, "all"], default="all")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if args.engine == "both":
-        for engine in ("tuning", "keras-tuner"):
+    if args.engine == "all":
+        for engine in ENGINES:
             argv = [a for a in sys.argv[1:] if not a.startswith("--engine")]
             code = subprocess.call([sys.executable, "-m", "bench.memory", *argv, "--engine", engine])
             if code:

@@ -119,6 +119,15 @@ def test_a_worker_killed_mid_trial_is_restarted_and_its_trial_retried(tmp_path, 
     assert killed_trial in _times_by_worker(run_dir)["w0"]
 
 
+def test_a_recycled_worker_is_replaced_and_no_trial_is_lost_or_repeated(tmp_path):
+    argv = [*COMMON, "--tuner", "random", "--recycle-after", "1"]
+    argv[argv.index("--workers") + 1] = "1"
+    done = run_cli(argv, tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("worker w0 recycled after 1 trial(s)") == TRIALS  # each trial in a fresh process
+    _assert_complete_search_exported_once(tmp_path / "checkpoints" / "digits-random", done.stdout, {})
+
+
 def test_a_worker_without_a_chief_gives_up_after_the_timeout(tmp_path):
     started = time.monotonic()
     done = run_cli(["digits", "--role", "worker", "--oracle", "127.0.0.1:9", "--chief-timeout", "2"], tmp_path, timeout=120)

@@ -87,3 +87,20 @@ def test_lr_range_auto_narrows_the_learning_rate(tmp_path):
         assert low <= lr <= high
     assert (tmp_path / "logs" / "digits-random" / "lr_range" / "lr_range.png").exists()
     assert "range test" in (result.export_dir / "README.md").read_text()
+
+
+def test_a_time_budget_stops_starting_trials_and_bounds_the_retraining(tmp_path):
+    import time
+
+    lines: list[str] = []
+    config = tiny_config(tmp_path, tuner="random", trials=50, max_epochs=60, patience=60, final_epochs=1000,
+                         final_seeds=3, time_budget=0.15)  # fmt: skip  (9 seconds)
+    started = time.monotonic()
+    result = service.run(config, say=lines.append)
+    wall = time.monotonic() - started
+    trials = sum(result.metrics["search"]["trials_by_status"].values())
+    assert 1 <= trials < 50
+    assert result.metrics["final"]["epochs_run"] < 1000  # the retraining stopped at the budget's end
+    assert any("time budget spent: exporting the best of 1 retraining seed(s) instead of 3" in line for line in lines)
+    assert result.metrics["search"]["time_budget_minutes"] == 0.15
+    assert wall < 40, wall  # 9 s of budget, plus the test evaluation and the export

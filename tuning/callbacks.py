@@ -1,13 +1,14 @@
 """The Keras callbacks a trial and the final retraining run with.
 
-Owns: early stopping, the NaN guard and the TensorBoard writer settings. All
-are stock Keras callbacks, so Keras Tuner can deep-copy them for every trial.
+Owns: early stopping, the NaN guard, the TensorBoard writer settings and the
+wall-clock `Deadline`. All are small Keras callbacks, so Keras Tuner can deep-copy them for every trial.
 Does not own: the HParams session (Keras Tuner adds it to any `TensorBoard`
 callback; `tuning.hparams` adds it for the retraining).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import keras
@@ -28,6 +29,25 @@ def early_stopping(patience: int, restore_best_weights: bool = False) -> keras.c
     )
 
 
+class Deadline(keras.callbacks.Callback):
+    """Stops training after the epoch that ends past a wall-clock time.
+
+    The time is absolute (`time.time()`), so a deep copy made for another
+    trial, or a copy in another process, keeps the same deadline.
+
+    Args:
+        at: Seconds since the epoch, as `time.time()` counts them.
+    """
+
+    def __init__(self, at: float) -> None:
+        super().__init__()
+        self.at = at
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.time() >= self.at:
+            self.model.stop_training = True
+
+
 def tensorboard(log_dir: Path) -> keras.callbacks.TensorBoard:
     """Epoch-level scalars only: no graph, no histograms, no profiler, so logging stays cheap."""
     return keras.callbacks.TensorBoard(
@@ -35,11 +55,13 @@ def tensorboard(log_dir: Path) -> keras.callbacks.TensorBoard:
     )
 
 
-def search_callbacks(patience: int, log_dir: Path) -> list[keras.callbacks.Callback]:
-    """The callbacks every trial gets: early stopping, NaN guard, TensorBoard.
+def search_callbacks(patience: int, log_dir: Path, deadline: float | None = None) -> list[keras.callbacks.Callback]:
+    """The callbacks every trial gets: early stopping, NaN guard, TensorBoard, and a deadline if any.
 
     Args:
         patience: Early-stopping patience in epochs.
         log_dir: `logs/RUN`; Keras Tuner adds `TRIAL/execution0` below it.
+        deadline: `time.time()` after which running trials stop. Defaults to None.
     """
-    return [early_stopping(patience), keras.callbacks.TerminateOnNaN(), tensorboard(log_dir)]
+    found = [early_stopping(patience), keras.callbacks.TerminateOnNaN(), tensorboard(log_dir)]
+    return found + ([Deadline(deadline)] if deadline is not None else [])

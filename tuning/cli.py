@@ -29,6 +29,7 @@ def quiet_libraries() -> None:
     setting, so stderr is pointed at /dev/null while TensorFlow loads.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # the chief/worker channel's C core logs at INFO otherwise
     import logging
     import warnings
 

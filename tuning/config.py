@@ -66,6 +66,12 @@ class RunConfig:
             answer before it gives up. Defaults to 300.
         threads: CPU threads for TensorFlow in this process. Defaults to None
             (TensorFlow's choice: every core).
+        recycle_after: A worker process that has run this many trials exits
+            and is replaced by a fresh one, which hands its memory back to
+            the system. Defaults to None (never).
+        time_budget: Wall-clock minutes for the whole run: no trial starts
+            after 60% of it, running trials stop at 75%, and the retraining
+            stops at 100% keeping its best epoch. Defaults to None (no limit).
         checkpoint_root: Where runs keep their search state and export. Defaults to `checkpoints`.
         log_root: Where runs keep their TensorBoard logs. Defaults to `logs`.
         command: The command line that produced this config, for provenance.
@@ -96,6 +102,8 @@ class RunConfig:
     workers: Optional[int] = None
     chief_timeout: int = 300
     threads: Optional[int] = None
+    recycle_after: Optional[int] = None
+    time_budget: Optional[float] = None
     checkpoint_root: str = "checkpoints"
     log_root: str = "logs"
     command: tuple[str, ...] = field(default=(), compare=False)
@@ -129,6 +137,8 @@ class RunConfig:
                         f"but got tuner={self.tuner!r}"
                     )
         self._check_distribution()
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise UsageError(f"--time-budget must be greater than 0 minutes, but got time_budget={self.time_budget}")
         if self.name is not None:
             if not self.name or self.name in (".", "..") or os.sep in self.name or "/" in self.name:
                 raise UsageError(f"--name must be a plain folder name, but got name={self.name!r}")
@@ -158,6 +168,13 @@ class RunConfig:
                 raise UsageError(
                     "--worker-id must be 1-64 letters, digits, '.', '_' or '-' and must not contain 'chief', "
                     f"but got worker_id={self.worker_id!r}"
+                )
+        if self.recycle_after is not None:
+            _at_least(1, recycle_after=self.recycle_after)
+            if self.role != "worker" and self.workers is None:
+                raise UsageError(
+                    "--recycle-after applies to worker processes (--workers N or --role worker), "
+                    f"but got recycle_after={self.recycle_after} in a single-process run"
                 )
         if self.role == "worker" and self.overwrite:
             raise UsageError("--overwrite is refused on a worker: only the chief may clear the run; drop --overwrite")

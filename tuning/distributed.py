@@ -35,6 +35,7 @@ Say = Callable[[str], None]
 CHIEF_ID = "chief"
 POLL_SECONDS = 0.5
 MAX_RESTARTS = 3
+RECYCLE_EXIT = 75  # a worker that ran its --recycle-after trials and wants a fresh process
 STOP_GRACE_SECONDS = 30
 
 
@@ -153,6 +154,9 @@ class WorkerPool:
                 continue
             if code == 0:
                 worker.outcome = "done"
+            elif code == RECYCLE_EXIT:
+                self.say(f"worker {worker.worker_id} recycled after {self.config.recycle_after} trial(s): a fresh process returns its memory")
+                self._launch(worker)
             elif code < 0 and worker.restarts < self.max_restarts:
                 worker.restarts += 1
                 self.say(
@@ -192,7 +196,8 @@ class WorkerPool:
                     worker.process.wait()
 
 
-def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Optional[WorkerPool] = None) -> None:
+def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Optional[WorkerPool] = None,
+          start_by: Optional[float] = None) -> None:  # fmt: skip
     """Serves the tuner's oracle to workers until the search is over.
 
     The search is over when Keras Tuner's own condition holds (the oracle
@@ -207,6 +212,7 @@ def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Option
         say: Where progress lines go.
         total_trials: The trial cap, for "trial 3/50".
         pool: The local workers, if this process started them. Defaults to None.
+        start_by: `time.time()` after which no trial starts. Defaults to None.
     """
     import grpc
     from keras_tuner.src import protos
@@ -226,11 +232,11 @@ def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Option
         bound = 0
     if not bound:
         raise UsageError(f"cannot listen on {host}:{port}; is another chief running there? pick another --oracle port")
-    server.start()
     reported = len(oracle.end_order)
     try:
         if pool is not None:
-            pool.start()
+            pool.start()  # before the server's threads exist, so gRPC need not deal with a fork
+        server.start()
         while True:
             time.sleep(POLL_SECONDS)
             if len(oracle.end_order) > reported:
@@ -241,6 +247,8 @@ def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Option
                 _save(oracle)
             if _too_many_failures(oracle):
                 break
+            if start_by is not None and time.time() >= start_by:
+                tuners.stop_starting_trials(oracle)
             if servicer.stop_triggered and oracle_chief.exit_chief(oracle):
                 break
             if pool is not None:
@@ -279,8 +287,10 @@ def _too_many_failures(oracle) -> bool:
     return False
 
 
-def work(tuner, config: RunConfig, say: Say, **search_kwargs) -> int:
-    """Runs trials the chief hands out until it says stop; returns how many this worker ran.
+def work(tuner, config: RunConfig, say: Say, **search_kwargs) -> tuple[int, bool]:
+    """Runs trials the chief hands out until it says stop (or `--recycle-after` is reached).
+
+    Returns how many trials this worker ran and whether it stopped to be recycled.
 
     Args:
         tuner: This worker's tuner; Keras Tuner routes its oracle calls to the chief.
@@ -290,9 +300,14 @@ def work(tuner, config: RunConfig, say: Say, **search_kwargs) -> int:
     """
     import grpc
 
+    from tuning.tuners import Recycle
+
     before = len(_trials_recorded(tuner))
+    recycled = False
     try:
         tuner.search(**search_kwargs)
+    except Recycle:
+        recycled = True
     except grpc.RpcError as error:
         code = error.code() if hasattr(error, "code") else None
         if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
@@ -303,7 +318,7 @@ def work(tuner, config: RunConfig, say: Say, **search_kwargs) -> int:
             ) from None
         details = (error.details() if hasattr(error, "details") else "") or str(error)
         raise RunError(f"the chief refused this worker's request: {details.strip().splitlines()[-1]}") from None
-    return len(_trials_recorded(tuner)) - before
+    return len(_trials_recorded(tuner)) - before, recycled
 
 
 def _trials_recorded(tuner) -> dict:
@@ -365,6 +380,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         from tuning import service
 
         ran = service.run(config, say=lambda line: print(prefix + line, flush=True))
+        if ran.recycled:
+            return RECYCLE_EXIT
         print(f"{prefix}done: ran {ran.trials_run} trial(s)", flush=True)
         return 0
 

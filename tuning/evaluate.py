@@ -50,6 +50,7 @@ def retrain(
     patience: int,
     seed: int,
     log_dir: Path,
+    deadline: float | None = None,
 ) -> Retrained:
     """Trains the chosen configuration from scratch on the training split.
 
@@ -61,6 +62,8 @@ def retrain(
         patience: Early-stopping patience on validation accuracy.
         seed: Seed of the weights and the shuffle order.
         log_dir: `logs/RUN`; TensorBoard goes to `final/` below it.
+        deadline: `time.time()` after which training stops, keeping the best
+            epoch's weights. Defaults to None.
     """
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
@@ -75,6 +78,7 @@ def retrain(
             callbacks.early_stopping(patience, restore_best_weights=True),
             keras.callbacks.TerminateOnNaN(),
             *hparams.final_session_callbacks(log_dir, hyperparameters, seed),
+            *([callbacks.Deadline(deadline)] if deadline is not None else []),
         ],
         verbose=0,
     ).history

@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--worker-id", help="a worker's name; restart a dead worker under the same name to retry its trial (default worker-HOST-PID)")
     parser.add_argument("--chief-timeout", type=int, default=300, help="seconds a worker waits for a silent chief before giving up (default 300)")
     parser.add_argument("--threads", type=int, help="TensorFlow CPU threads for this process (default: all cores)")
+    parser.add_argument("--recycle-after", type=int, help="replace a worker process by a fresh one after this many trials, returning its memory (default never)")
+    parser.add_argument("--time-budget", type=float, help="wall-clock minutes for the whole run: no trial starts after 60%%, the retraining ends at 100%% (default no limit)")
     parser.add_argument("--checkpoint-root", default="checkpoints", help=argparse.SUPPRESS)
     parser.add_argument("--log-root", default="logs", help=argparse.SUPPRESS)
     parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
@@ -86,6 +88,8 @@ def parse_config(argv: Sequence[str]) -> tuple[RunConfig, bool]:
         workers=args.workers,
         chief_timeout=args.chief_timeout,
         threads=args.threads,
+        recycle_after=args.recycle_after,
+        time_budget=args.time_budget,
         checkpoint_root=args.checkpoint_root,
         log_root=args.log_root,
         command=("python", "-m", PROG, *argv),

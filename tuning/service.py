@@ -33,6 +33,9 @@ from tuning.lock import LOCK_NAME, RunLock
 
 Say = Callable[[str], None]
 RUN_FILE = "run.json"
+# With --time-budget: the share of the budget after which no trial starts, and after which running trials stop.
+NO_NEW_TRIALS_AFTER = 0.60
+TRIALS_STOP_AT = 0.75
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,12 @@ class WorkerResult:
     Args:
         worker_id: Its name.
         trials_run: Trials it ran to the end (a retried one counts once).
+        recycled: It stopped after `--recycle-after` trials, to be replaced.
     """
 
     worker_id: str
     trials_run: int
+    recycled: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         config: The validated run.
         say: Where progress lines go. Defaults to `print`.
     """
+    began = time.time()
     space_class = search_spaces.get(config.space_name)
     tuners.TUNERS.get(config.tuner)
     if config.tuner in OPTUNA_TUNERS:
@@ -117,8 +123,12 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
             dataset, batch_size=config.batch_size, epochs=config.max_epochs, learning_rate_bounds=lr_bounds
         )
         hypermodel = space_class(context)
+        budget = None if config.time_budget is None else config.time_budget * 60
+        start_by = None if budget is None else began + NO_NEW_TRIALS_AFTER * budget
+        trials_end = None if budget is None else began + TRIALS_STOP_AT * budget
+        run_end = None if budget is None else began + budget
         try:
-            tuner = tuners.make_tuner(config, hypermodel, feeder, seed, say)
+            tuner = tuners.make_tuner(config, hypermodel, feeder, seed, say, start_by=start_by)
         except (TuningError, KeyboardInterrupt):
             raise
         except Exception as error:  # Keras Tuner builds the default configuration to learn the space
@@ -133,6 +143,9 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
             f"searching {config.space_name} with {config.tuner}: up to {config.trials} trials, "
             f"{config.max_epochs} epochs each; TensorBoard: tensorboard --logdir {config.log_dir}"
         )
+        if budget is not None:
+            say(f"time budget {config.time_budget:g} min: no trial starts after {NO_NEW_TRIALS_AFTER * budget / 60:.1f} min, "
+                f"trials stop at {TRIALS_STOP_AT * budget / 60:.1f} min, the retraining at {budget / 60:.1f} min")  # fmt: skip
         hparams.write_experiment(config.log_dir, tuner.oracle.hyperparameters)
 
         from tuning.callbacks import search_callbacks
@@ -140,11 +153,11 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         search_started = time.monotonic()
         try:
             if config.role == "chief" or config.workers:
-                _search_as_chief(config, tuner, seed, say)
+                _search_as_chief(config, tuner, seed, say, start_by)
             else:
                 tuner.search(
                     epochs=config.max_epochs,
-                    callbacks=search_callbacks(config.patience, config.log_dir),
+                    callbacks=search_callbacks(config.patience, config.log_dir, trials_end),
                     verbose=0,
                 )
         except RuntimeError as error:
@@ -170,8 +183,12 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
 
         retrains = []
         for k in range(config.final_seeds):
+            if k and run_end is not None and time.time() >= run_end:
+                say(f"time budget spent: exporting the best of {k} retraining seed(s) instead of {config.final_seeds}")
+                break
             retrained = evaluate.retrain(
-                hypermodel, best_hp, feeder, config.final_epochs, config.patience, seed + k, config.log_dir
+                hypermodel, best_hp, feeder, config.final_epochs, config.patience, seed + k, config.log_dir,
+                deadline=run_end,
             )
             val = evaluate.evaluate_split(retrained.model, dataset.val)
             say(f"retrain seed {seed + k}: val_accuracy={val['accuracy']:.4f} after {retrained.epochs_run} epochs "
@@ -211,6 +228,8 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
                 "space": config.space_name,
                 "max_trials": config.trials,
                 "max_epochs": config.max_epochs,
+                "time_budget_minutes": config.time_budget,
+                "workers": config.workers,
                 "optuna": {"pruner": config.pruner_name, "storage": config.storage_url, "study_name": config.run_name}
                 if config.tuner in OPTUNA_TUNERS else None,
                 "trials_by_status": counts,
@@ -254,7 +273,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
     return RunResult(export_dir, config.log_dir, metrics, hyperparameters)
 
 
-def _search_as_chief(config: RunConfig, tuner, seed: int, say: Say) -> None:
+def _search_as_chief(config: RunConfig, tuner, seed: int, say: Say, start_by: float | None) -> None:
     """Serves the search to workers (started here with `--workers`), then tidies the checkpoints."""
     from tuning import distributed
 
@@ -265,7 +284,7 @@ def _search_as_chief(config: RunConfig, tuner, seed: int, say: Say) -> None:
     pool = distributed.WorkerPool(config, seed, host, port, say) if config.workers else None
     if pool is None:
         say(f"chief serving on {host}:{port}; start workers with --role worker --oracle {host}:{port}")
-    distributed.serve(tuner, host, port, say, config.trials, pool)
+    distributed.serve(tuner, host, port, say, config.trials, pool, start_by=start_by)
     tuner.oracle._check_consecutive_failures()
     tuner._drop_checkpoints()  # workers leave this to the chief, which knows every trial
 
@@ -295,11 +314,11 @@ def _run_worker(config: RunConfig, space_class, say: Say) -> WorkerResult:
         distributed.set_chief_timeout(config.chief_timeout)
         tuner = tuners.make_tuner(config, space_class(context), DatasetFeeder(dataset), seed, say)
         say(f"asking the chief at {host}:{port} for trials")
-        ran = distributed.work(
+        result = distributed.work(
             tuner, config, say,
             epochs=config.max_epochs, callbacks=search_callbacks(config.patience, config.log_dir), verbose=0,
         )  # fmt: skip
-    return WorkerResult(worker_id, ran)
+    return WorkerResult(worker_id, *result)
 
 
 def _check_writable(root: Path, what: str) -> None:

@@ -24,6 +24,7 @@ from typing import Callable, Protocol
 import keras
 import keras_tuner as kt
 from keras_tuner.src import config as _kt_config
+from keras_tuner.src.engine import conditions as _kt_conditions
 from keras_tuner.src import utils as _kt_utils
 
 from tuning.callbacks import OBJECTIVE
@@ -54,6 +55,10 @@ _kt_utils.save_json = _atomic_save_json
 # Keras Tuner prints every failed trial's traceback by default; the reason is
 # already in the progress line and the full traceback in the trial's trial.json.
 _kt_config.DEBUG = False
+# Keras Tuner 1.4's `Parent.to_proto` prints the condition's first value (a
+# leftover debug print), once per conditional hyperparameter every time a
+# trial crosses gRPC between a chief and its workers; mute it in that module only.
+_kt_conditions.print = lambda *args, **kwargs: None
 
 Say = Callable[[str], None]
 HYPERBAND_FACTOR = 3
@@ -73,7 +78,10 @@ class ServiceTuner:
 
     def __init__(self, *args, feeder: DatasetFeeder, trial_seed: int, say: Say, total_trials: int,
                  log_dir: Path, keep_checkpoints: str = "best", reporter: Callable | None = None,
-                 **kwargs):  # fmt: skip
+                 start_by: float | None = None, recycle_after: int | None = None, **kwargs):  # fmt: skip
+        self._start_by = start_by
+        self._recycle_after = recycle_after
+        self._ended_here = 0
         self._feeder = feeder
         self._reporter = reporter
         self._keep_checkpoints = keep_checkpoints
@@ -110,6 +118,11 @@ class ServiceTuner:
 
             log_pruned(self._get_tensorboard_dir(self._log_dir, trial.trial_id, 0), epoch + 1)
 
+    def pre_create_trial(self):
+        super().pre_create_trial()
+        if self._start_by is not None and not self._is_worker() and time.time() >= self._start_by:
+            stop_starting_trials(self.oracle)
+
     def on_trial_begin(self, trial):
         self._trial_started = time.monotonic()
         super().on_trial_begin(trial)
@@ -119,8 +132,12 @@ class ServiceTuner:
         # Recorded before the oracle hears of the end, so a chief reporting the trial finds its time.
         _record_trial_time(Path(self.project_dir), self.tuner_id, trial.trial_id, seconds)
         super().on_trial_end(trial)
+        self._ended_here += 1
         if self._is_worker():
-            return  # the chief reports progress and keeps the checkpoints tidy
+            # The chief reports progress and keeps the checkpoints tidy.
+            if self._recycle_after is not None and self._ended_here >= self._recycle_after:
+                raise Recycle(self._ended_here)
+            return
         self._drop_checkpoints()
         self._say(progress_line(self.oracle, trial.trial_id, self._total_trials, seconds))
 
@@ -147,6 +164,20 @@ class ServiceTuner:
 
     def _checkpoints_needed_to_resume(self) -> set[str]:
         return set()
+
+
+class Recycle(Exception):
+    """Raised by a worker's tuner after `recycle_after` trials, so that a fresh process replaces it."""
+
+
+def stop_starting_trials(oracle: kt.Oracle) -> None:
+    """Makes the oracle answer STOPPED from now on, through its own `max_trials` check.
+
+    A search always gets its first trial, so a run with a tiny budget still
+    has a configuration to retrain.
+    """
+    started = max(1, len(oracle.trials))
+    oracle.max_trials = min(oracle.max_trials or started, started)
 
 
 class HyperbandTuner(ServiceTuner, kt.Hyperband):
@@ -222,7 +253,8 @@ for _sampler in OPTUNA_TUNERS:
 
 
 def make_tuner(
-    config: RunConfig, hypermodel: kt.HyperModel, feeder: DatasetFeeder, seed: int, say: Say
+    config: RunConfig, hypermodel: kt.HyperModel, feeder: DatasetFeeder, seed: int, say: Say,
+    start_by: float | None = None,
 ) -> kt.Tuner:
     """Builds the configured tuner over `checkpoints/RUN/`, resuming what is there.
 
@@ -232,6 +264,7 @@ def make_tuner(
         feeder: The train and validation feeders.
         seed: Seed of the oracle and of every trial.
         say: Where progress lines go.
+        start_by: `time.time()` after which no trial starts. Defaults to None.
     """
     factory = TUNERS.get(config.tuner)
     oracle_args = dict(
@@ -252,6 +285,8 @@ def make_tuner(
         total_trials=config.trials,
         log_dir=config.log_dir,
         keep_checkpoints=config.keep_checkpoints,
+        start_by=start_by,
+        recycle_after=config.recycle_after,
     )
     return factory(config, common, oracle_args)
 
