@@ -370,7 +370,7 @@ def accuracy(args) -> list[dict]:
     for dataset in args.datasets:
         for seed in range(args.seeds):
             for method in args.methods:
-                out = RESULTS / f"accuracy-{dataset}-{method}-seed{seed}.json"
+                out = args.results / f"accuracy-{dataset}-{method}-seed{seed}.json"
                 print(f"[bench] {dataset} {method} seed {seed}: budget {args.budget_minutes} min", flush=True)
                 argv = ["_method", method, "--dataset", dataset, "--seed", str(seed), "--out", str(out),
                         "--budget-minutes", str(args.budget_minutes)] + (["--data-dir", args.data_dir] if args.data_dir else [])  # fmt: skip
@@ -391,9 +391,11 @@ def memory(args) -> list[dict]:
         argv = ["-m", "bench.memory", "--engine", engine, "--dataset", args.datasets[0], "--trials", "30"]
         argv += ["--data-dir", args.data_dir] if args.data_dir else []
         subprocess.call([sys.executable, *argv], cwd=ROOT)
-        path = RESULTS / f"memory-{engine}.json"
+        path = RESULTS / f"memory-{engine}.json"  # where bench.memory writes
         if path.exists():
             found.append(json.loads(path.read_text()))
+            if args.results.resolve() != RESULTS.resolve():
+                (args.results / path.name).write_text(path.read_text())
     return found
 
 
@@ -410,10 +412,10 @@ def _machine() -> str:
     return f"{processor}, {cores} cores, no GPU" if not os.environ.get("CUDA_VISIBLE_DEVICES") else f"{processor}, {cores} cores"
 
 
-def render(command: str) -> str:
-    """The Markdown of every result file in `bench/results/`."""
+def render(command: str, results: Path = RESULTS) -> str:
+    """The Markdown of every result file in `results`."""
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {_machine()} with `{command}`.", ""]
-    accuracy_files = sorted(RESULTS.glob("accuracy-*.json"))
+    accuracy_files = sorted(results.glob("accuracy-*.json"))
     if accuracy_files:
         rows = [json.loads(p.read_text()) for p in accuracy_files]
         lines += ["| dataset | method | seed | budget (min) | trials | best val | test acc | time to val target | wall |",
@@ -424,7 +426,7 @@ def render(command: str) -> str:
             lines.append(f"| {r['dataset']} | {r['method']} | {r['seed']} | {r['budget_minutes']} | {r.get('trials', '-')} | "
                          f"{r['best_val_accuracy']:.4f} | **{r['test_accuracy']:.4f}** | {reached} | {r['wall_seconds']:.0f}s |")  # fmt: skip
         lines.append("")
-    over = RESULTS / "overhead.json"
+    over = results / "overhead.json"
     if over.exists():
         o = json.loads(over.read_text())
         lines += [f"Overhead ({o['dataset']}, {o['model']}, {o['epochs']} epochs, {o['repeats']} trials): a bare `model.fit` "
@@ -432,7 +434,7 @@ def render(command: str) -> str:
                   f"(ratio **{o['throughput_ratio']}**, target ≥ 0.95). Outside `fit` a trial spends "
                   f"{o['outside_fit_seconds_per_trial']}s (tuner set-up, oracle, build, compile, checkpoint, TensorBoard): "
                   f"**{100 * o['outside_fit_fraction']:.1f}%** of trial time (target < 3%).", ""]  # fmt: skip
-    memory_files = sorted(RESULTS.glob("memory-*.json"))
+    memory_files = sorted(results.glob("memory-*.json"))
     if memory_files:
         lines += ["| memory | trials | RSS after trial 3 | RSS after last | growth (target < 150 MB) |", "| --- | --- | --- | --- | --- |"]
         for p in memory_files:
@@ -443,15 +445,16 @@ def render(command: str) -> str:
     return "\n".join(lines)
 
 
-def update_readme(markdown: str) -> None:
-    text = README.read_text()
+def update_readme(markdown: str, readme: Path = README) -> None:
+    """Replaces the README's Performance block (between the bench markers), or appends the section."""
+    text = readme.read_text() if readme.exists() else ""
     block = f"{START}\n{markdown}\n{END}"
     if START in text and END in text:
         head, rest = text.split(START, 1)
         text = head + block + rest.split(END, 1)[1]
     else:
         text = text.rstrip() + "\n\n## Performance\n\n" + block + "\n"
-    README.write_text(text)
+    readme.write_text(text)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -472,6 +475,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--datasets", default="mnist,cifar10")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON and RESULTS.md go (default bench/results)")
+    parser.add_argument("--readme", type=Path, default=README, help="the README whose Performance section is rewritten")
     args = parser.parse_args(argv)
     args.datasets = [d for d in args.datasets.split(",") if d]
     args.methods = [m for m in args.methods.split(",") if m]
@@ -480,19 +485,19 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"bench.run: error: methods must be among {', '.join(METHODS)}, budget > 0 and seeds >= 1, "
               f"but got methods={args.methods}, budget_minutes={args.budget_minutes}, seeds={args.seeds}", file=sys.stderr)  # fmt: skip
         return 2
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
     command = "python -m bench.run " + " ".join(argv)
     if args.what in ("overhead", "all"):
         result = overhead(args)
-        (RESULTS / "overhead.json").write_text(json.dumps(result, indent=1) + "\n")
+        (args.results / "overhead.json").write_text(json.dumps(result, indent=1) + "\n")
         print(f"[bench] overhead: {result}", flush=True)
     if args.what in ("memory", "all"):
         memory(args)
     if args.what in ("accuracy", "all"):
         accuracy(args)
-    markdown = render(command)
-    (RESULTS / "RESULTS.md").write_text(markdown + "\n")
-    update_readme(markdown)
+    markdown = render(command, args.results)
+    (args.results / "RESULTS.md").write_text(markdown + "\n")
+    update_readme(markdown, args.readme)
     print(markdown)
     return 0
 

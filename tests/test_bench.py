@@ -1,0 +1,45 @@
+"""A smoke run of the benchmarks on digits: every stage runs and writes what the README shows."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def _bench(*argv: str, cwd=REPO) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("TUNING_DATA_DIR", None)
+    return subprocess.run([sys.executable, "-m", "bench.run", *argv], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+def test_bench_accuracy_and_overhead_smoke(tmp_path):
+    results, readme = tmp_path / "results", tmp_path / "README.md"
+    readme.write_text("# project\n\nText that must survive.\n")
+    common = ["--datasets", "digits", "--results", str(results), "--readme", str(readme)]
+    done = _bench("accuracy", "--methods", "exercise-mlp,tuning", "--budget-minutes", "0.1", *common)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for method in ("exercise-mlp", "tuning"):
+        result = json.loads((results / f"accuracy-digits-{method}-seed0.json").read_text())
+        assert 0.3 < result["test_accuracy"] <= 1.0
+        assert result["curve"] and result["best_val_accuracy"] == max(v for _, v in result["curve"])
+        assert result["wall_seconds"] < 120
+    done = _bench("overhead", *common)
+    assert done.returncode == 0, done.stderr[-2000:]
+    overhead = json.loads((results / "overhead.json").read_text())
+    assert overhead["trials"] == overhead["repeats"] == 3
+    assert 0.2 < overhead["throughput_ratio"] < 5 and 0 <= overhead["outside_fit_fraction"] < 1
+    text = readme.read_text()
+    assert "Text that must survive." in text and "## Performance" in text
+    assert text.count("<!-- bench:start -->") == 1
+    assert "| digits | exercise-mlp | 0 |" in text and "| digits | tuning | 0 |" in text and "Overhead (digits" in text
+
+
+def test_bench_refuses_bad_arguments_with_one_line(tmp_path):
+    done = _bench("accuracy", "--methods", "magic", "--results", str(tmp_path), "--readme", str(tmp_path / "R.md"))
+    assert done.returncode == 2
+    assert "methods must be among keras-tuner, exercise-mlp, strong-guess, tuning" in done.stderr
