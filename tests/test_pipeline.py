@@ -22,3 +22,12 @@ def test_unshuffled_batches_keep_order_and_pairs(toy_dataset):
     y = np.concatenate([b[1].numpy() for b in batches])
     np.testing.assert_array_equal(x, toy_dataset.val.x)
     np.testing.assert_array_equal(y, toy_dataset.val.y)
+
+
+def test_the_same_seed_gives_the_same_order_in_a_fresh_pipeline(toy_dataset):
+    def first_epoch(seed):
+        return np.concatenate([y.numpy() for _, y in SplitFeeder(toy_dataset.train).batches(16, shuffle=True, seed=seed)])
+
+    assert np.array_equal(first_epoch(5), first_epoch(5))
+    assert not np.array_equal(first_epoch(5), first_epoch(6))
+    assert [len(y) for _, y in SplitFeeder(toy_dataset.train).batches(40, shuffle=True, seed=1)] == [40, 40, 16]
