@@ -379,6 +379,8 @@ def accuracy(args) -> list[dict]:
                     print(f"[bench] {dataset} {method} seed {seed} failed (exit {code})", flush=True)
                     continue
                 result = json.loads(out.read_text())
+                result.update(command=args.command, date=time.strftime("%Y-%m-%d"))
+                out.write_text(json.dumps(result, indent=1, default=str))
                 print(f"[bench]   test {result['test_accuracy']:.4f}, best val {result['best_val_accuracy']}, "
                       f"{result['wall_seconds']:.0f}s, to target: {result['seconds_to_val_target']}", flush=True)  # fmt: skip
                 results.append(result)
@@ -414,7 +416,9 @@ def _machine() -> str:
 
 def render(command: str, results: Path = RESULTS) -> str:
     """The Markdown of every result file in `results`."""
-    lines = [f"Measured {time.strftime('%Y-%m-%d')} on {_machine()} with `{command}`.", ""]
+    files = sorted(results.glob("*.json"))
+    commands = sorted({(json.loads(p.read_text()).get("date", "?"), json.loads(p.read_text()).get("command", command)) for p in files})
+    lines = [f"Measured on {_machine()}, by:", ""] + [f"- `{c}` ({d})" for d, c in commands] + [""]
     accuracy_files = sorted(results.glob("accuracy-*.json"))
     if accuracy_files:
         rows = [json.loads(p.read_text()) for p in accuracy_files]
@@ -486,9 +490,10 @@ def main(argv: Optional[list[str]] = None) -> int:
               f"but got methods={args.methods}, budget_minutes={args.budget_minutes}, seeds={args.seeds}", file=sys.stderr)  # fmt: skip
         return 2
     args.results.mkdir(parents=True, exist_ok=True)
-    command = "python -m bench.run " + " ".join(argv)
+    command = args.command = "python -m bench.run " + " ".join(argv)
     if args.what in ("overhead", "all"):
         result = overhead(args)
+        result.update(command=command, date=time.strftime("%Y-%m-%d"))
         (args.results / "overhead.json").write_text(json.dumps(result, indent=1) + "\n")
         print(f"[bench] overhead: {result}", flush=True)
     if args.what in ("memory", "all"):
