@@ -65,7 +65,7 @@ def run_tuning(args, workdir: Path, workers: bool = False) -> list[float]:
         dataset=args.dataset, tuner="random", trials=args.trials, max_epochs=args.epochs, batch_size=256,
         data_dir=args.data_dir, seed=0, overwrite=True, final_epochs=1, final_seeds=1,
         checkpoint_root=str(workdir / "checkpoints"), log_root=str(workdir / "logs"),
-        **({"workers": 1, "recycle_after": RECYCLE_AFTER} if workers else {}),
+        **({"workers": 1, "recycle_after": args.recycle_after} if workers else {}),
     )  # fmt: skip
     service.run(config, say=say)
     return samples
@@ -113,7 +113,8 @@ def measure(args) -> dict:
             samples = run_tuning(args, Path(tmp), workers=args.engine == "tuning-workers")
     third, last = samples[min(2, len(samples) - 1)], samples[-1]
     return {
-        "engine": args.engine, "dataset": args.dataset, "trials": len(samples), "epochs_per_trial": args.epochs,
+        "engine": args.engine if args.engine != "tuning-workers" else f"tuning-workers (recycle after {args.recycle_after})",
+        "dataset": args.dataset, "trials": len(samples), "epochs_per_trial": args.epochs,
         "rss_mb_after_each_trial": [round(s, 1) for s in samples],
         "rss_mb_after_trial_3": round(third, 1), "rss_mb_after_last_trial": round(last, 1),
         "growth_mb_from_trial_3": round(last - third, 1), "wall_seconds": round(time.monotonic() - started, 1),
@@ -129,6 +130,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--engine", choices=[*ENGINES, "all"], default="all")
+    parser.add_argument("--recycle-after", type=int, default=RECYCLE_AFTER, help="tuning-workers: trials per worker process (default 10)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if args.engine == "all":
@@ -140,7 +142,8 @@ def main() -> int:
         return 0
     result = measure(args)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"memory-{args.engine}.json").write_text(json.dumps(result, indent=2) + "\n")
+    suffix = f"-{args.recycle_after}" if args.engine == "tuning-workers" and args.recycle_after != RECYCLE_AFTER else ""
+    (RESULTS / f"memory-{args.engine}{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"{args.engine}: RSS {result['rss_mb_after_trial_3']:.0f} MB after trial 3, "
           f"{result['rss_mb_after_last_trial']:.0f} MB after trial {result['trials']}: "
           f"growth {result['growth_mb_from_trial_3']:+.0f} MB ({result['wall_seconds']:.0f}s)")  # fmt: skip

@@ -122,7 +122,7 @@ class Interrupt(keras.callbacks.Callback):
 def test_resume_retries_the_interrupted_trial_and_keeps_finished_ones(tmp_path, monkeypatch):
     original = callbacks.search_callbacks
     Interrupt.calls = 0
-    monkeypatch.setattr(callbacks, "search_callbacks", lambda p, d: [*original(p, d), Interrupt()])
+    monkeypatch.setattr(callbacks, "search_callbacks", lambda *args: [*original(*args), Interrupt()])
     with pytest.raises(KeyboardInterrupt):
         service.run(tiny_config(tmp_path, tuner="tpe", trials=3, max_epochs=2, patience=5), say=lambda _: None)
     monkeypatch.setattr(callbacks, "search_callbacks", original)

@@ -49,7 +49,7 @@ def test_report_on_a_finished_run(tmp_path, capsys):
 def test_report_on_a_run_in_progress(tmp_path, monkeypatch, capsys):
     original = callbacks.search_callbacks
     Interrupt.calls = 0
-    monkeypatch.setattr(callbacks, "search_callbacks", lambda p, d: [*original(p, d), Interrupt()])
+    monkeypatch.setattr(callbacks, "search_callbacks", lambda *args: [*original(*args), Interrupt()])
     with pytest.raises(KeyboardInterrupt):
         service.run(tiny_config(tmp_path, tuner="random", trials=4, max_epochs=2, patience=5), say=lambda _: None)
     assert report.main(["digits-random", "--checkpoint-root", str(tmp_path / "checkpoints")]) == 0

@@ -56,6 +56,8 @@ class SplitFeeder:
             )
         else:
             indices = batch_indices(tf.range(n, dtype=tf.int64))
+        # flat_map hides the length; Keras needs it to count steps (and warns every epoch without it).
+        indices = indices.apply(tf.data.experimental.assert_cardinality(n_batches))
         return indices.map(
             lambda idx: (tf.gather(x, idx), tf.gather(y, idx)), num_parallel_calls=tf.data.AUTOTUNE
         ).prefetch(tf.data.AUTOTUNE)
