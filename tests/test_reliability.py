@@ -103,10 +103,17 @@ ARGS = ["digits", "--tuner", "random", "--trials", "4", "--max-epochs", "3", "--
         "--final-seeds", "1", "--seed", "5", "--patience", "5"]  # fmt: skip
 
 
+def _sigint_as_in_a_terminal() -> None:
+    # A suite started in the background (`cmd &` without job control) inherits SIGINT as
+    # ignored, and Python then installs no KeyboardInterrupt handler; a user's terminal does not.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(cwd: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "TUNING_DATA_DIR"}
     return subprocess.Popen([sys.executable, "-m", "tuning.run", *ARGS], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_as_in_a_terminal)  # fmt: skip
 
 
 def wait_for_line(process: subprocess.Popen, prefix: str, timeout: float = 180) -> list[str]:
