@@ -71,6 +71,30 @@ def run_tuning(args, workdir: Path, workers: bool = False) -> list[float]:
     return samples
 
 
+def getting_started_model(input_shape, n_classes):
+    """The Keras Tuner getting-started guide's model-building function, for these data.
+
+    Args:
+        input_shape: Shape of one example.
+        n_classes: Number of classes.
+    """
+    import keras
+
+    def build_model(hp):
+        model = keras.Sequential([keras.Input(input_shape), keras.layers.Flatten()])
+        for i in range(hp.Int("num_layers", 1, 3)):
+            model.add(keras.layers.Dense(hp.Int(f"units_{i}", 32, 512, step=32),
+                                         activation=hp.Choice("activation", ["relu", "tanh"])))  # fmt: skip
+        if hp.Boolean("dropout"):
+            model.add(keras.layers.Dropout(rate=0.25))
+        model.add(keras.layers.Dense(n_classes, activation="softmax"))
+        model.compile(keras.optimizers.Adam(hp.Float("lr", 1e-4, 1e-2, sampling="log")),
+                      "sparse_categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
+        return model
+
+    return build_model
+
+
 def run_keras_tuner(args, workdir: Path) -> list[float]:
     """The Keras Tuner getting-started recipe, written as users write it."""
     import keras
@@ -81,17 +105,7 @@ def run_keras_tuner(args, workdir: Path) -> list[float]:
     data = load_dataset(args.dataset, args.data_dir)
     samples: list[float] = []
 
-    def build_model(hp):
-        model = keras.Sequential([keras.Input(data.input_shape), keras.layers.Flatten()])
-        for i in range(hp.Int("num_layers", 1, 3)):
-            model.add(keras.layers.Dense(hp.Int(f"units_{i}", 32, 512, step=32),
-                                         activation=hp.Choice("activation", ["relu", "tanh"])))  # fmt: skip
-        if hp.Boolean("dropout"):
-            model.add(keras.layers.Dropout(0.25))
-        model.add(keras.layers.Dense(data.n_classes, activation="softmax"))
-        model.compile(keras.optimizers.Adam(hp.Float("lr", 1e-4, 1e-2, sampling="log")),
-                      "sparse_categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
-        return model
+    build_model = getting_started_model(data.input_shape, data.n_classes)
 
     class Sampler(keras.callbacks.Callback):
         def on_train_end(self, logs=None):

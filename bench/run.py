@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -65,16 +64,7 @@ class Clock:
 def _callbacks():
     import keras
 
-    class Deadline(keras.callbacks.Callback):
-        """Stops training at a wall-clock time (and stops every later epoch of a search)."""
-
-        def __init__(self, at: float) -> None:
-            super().__init__()
-            self.at = at
-
-        def on_epoch_end(self, epoch, logs=None):
-            if time.time() >= self.at:
-                self.model.stop_training = True
+    from tuning.callbacks import Deadline
 
     class Curve(keras.callbacks.Callback):
         def __init__(self, clock: Clock) -> None:
@@ -123,17 +113,9 @@ def method_keras_tuner(data, budget: float, seed: int, workdir: Path, clock: Clo
     Deadline, _ = _callbacks()
     search_deadline = time.time() + SEARCH_SHARE * budget
 
-    def build_model(hp):
-        model = keras.Sequential([keras.Input(data.input_shape), keras.layers.Flatten()])
-        for i in range(hp.Int("num_layers", 1, 3)):
-            model.add(keras.layers.Dense(hp.Int(f"units_{i}", 32, 512, step=32),
-                                         activation=hp.Choice("activation", ["relu", "tanh"])))  # fmt: skip
-        if hp.Boolean("dropout"):
-            model.add(keras.layers.Dropout(rate=0.25))
-        model.add(keras.layers.Dense(data.n_classes, activation="softmax"))
-        model.compile(keras.optimizers.Adam(hp.Float("lr", 1e-4, 1e-2, sampling="log")),
-                      "sparse_categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
-        return model
+    from bench.memory import getting_started_model
+
+    build_model = getting_started_model(data.input_shape, data.n_classes)
 
     class Budgeted(kt.Hyperband):
         def pre_create_trial(self):
@@ -407,16 +389,10 @@ def memory(args) -> list[dict]:
 
 
 def _machine() -> str:
-    processor = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                processor = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{processor}, {cores} cores, no GPU" if not os.environ.get("CUDA_VISIBLE_DEVICES") else f"{processor}, {cores} cores"
+    from tuning.service import machine
+
+    found = machine()
+    return f"{found['processor']}, {found['cpu_count']} cores, " + (", ".join(found["gpus"]) or "no GPU")
 
 
 def render(command: str, results: Path = RESULTS) -> str:

@@ -258,7 +258,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
                 "history": chosen.history,
             },
             "learning_rate_range_test": None if lr_bounds is None else {"bounds": list(lr_bounds)},
-            "machine": _machine(),
+            "machine": machine(),
             "versions": _versions(),
         }
         figures = export.Figures(
@@ -401,7 +401,7 @@ def _learning_rate_bounds(config, dataset, space_class, feeder, seed, previous, 
     return result.bounds
 
 
-def _machine() -> dict:
+def machine() -> dict:
     """The processor, core count and any GPUs TensorFlow sees."""
     processor = platform.processor() or platform.machine()
     try:
