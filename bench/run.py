@@ -61,21 +61,16 @@ class Clock:
         self.curve.append((round(self.elapsed(), 1), round(float(best), 4)))
 
 
-def _callbacks():
+def _curve(clock: Clock):
+    """A callback that adds each epoch's validation accuracy to `clock`'s curve."""
     import keras
 
-    from tuning.callbacks import Deadline
-
     class Curve(keras.callbacks.Callback):
-        def __init__(self, clock: Clock) -> None:
-            super().__init__()
-            self.clock = clock
-
         def on_epoch_end(self, epoch, logs=None):
             if logs and "val_accuracy" in logs:
-                self.clock.record(logs["val_accuracy"])
+                clock.record(logs["val_accuracy"])
 
-    return Deadline, Curve
+    return Curve()
 
 
 def _load(dataset: str, data_dir: Optional[str]):
@@ -88,12 +83,13 @@ def _fit_to_deadline(model, data, batch_size: int, epochs: int, patience: int, d
                      x_transform: Callable = lambda x: x):  # fmt: skip
     import keras
 
-    Deadline, Curve = _callbacks()
+    from tuning.callbacks import Deadline
+
     model.fit(
         x_transform(data.train.x), data.train.y, batch_size=batch_size, epochs=epochs,
         validation_data=(x_transform(data.val.x), data.val.y), verbose=0,
         callbacks=[keras.callbacks.EarlyStopping("val_accuracy", patience=patience, restore_best_weights=True),
-                   Deadline(deadline), Curve(clock)],
+                   Deadline(deadline), _curve(clock)],
     )  # fmt: skip
     return model
 
@@ -110,7 +106,8 @@ def method_keras_tuner(data, budget: float, seed: int, workdir: Path, clock: Clo
     import keras
     import keras_tuner as kt
 
-    Deadline, _ = _callbacks()
+    from tuning.callbacks import Deadline
+
     search_deadline = time.time() + SEARCH_SHARE * budget
 
     from bench.memory import getting_started_model

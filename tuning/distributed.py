@@ -140,7 +140,7 @@ class WorkerPool:
         elif worker.gpus == 1:
             env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # several processes share the one GPU
         worker.process = subprocess.Popen(
-            [sys.executable, "-m", "tuning.distributed", json.dumps(_config_to_json(worker_config))],
+            [sys.executable, "-m", "tuning.distributed", json.dumps(dataclasses.asdict(worker_config))],
             env=env, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )  # fmt: skip
 
@@ -218,7 +218,7 @@ def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Option
     from keras_tuner.src import protos
     from keras_tuner.src.distribute import oracle_chief
 
-    from tuning import tuners
+    from tuning import trial_times, tuners
 
     oracle = tuner.oracle
     oracle.verbose = 0  # the progress lines below replace Keras Tuner's per-trial tables
@@ -240,7 +240,7 @@ def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Option
         while True:
             time.sleep(POLL_SECONDS)
             if len(oracle.end_order) > reported:
-                times = tuners.read_trial_times(Path(tuner.project_dir))
+                times = trial_times.read_all(Path(tuner.project_dir))
                 for trial_id in list(oracle.end_order[reported:]):
                     say(tuners.progress_line(oracle, trial_id, total_trials, times.get(trial_id, 0.0)))
                 reported = len(oracle.end_order)
@@ -322,8 +322,9 @@ def work(tuner, config: RunConfig, say: Say, **search_kwargs) -> tuple[int, bool
 
 
 def _trials_recorded(tuner) -> dict:
-    path = Path(tuner.project_dir) / f"search_times-{tuner.tuner_id}.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    from tuning import trial_times
+
+    return trial_times.read(trial_times.path_for(Path(tuner.project_dir), tuner.tuner_id))
 
 
 def wait_for_run_file(path: Path, timeout: int, say: Say) -> None:
@@ -355,10 +356,6 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
-
-
-def _config_to_json(config: RunConfig) -> dict:
-    return dataclasses.asdict(config)
 
 
 def _config_from_json(text: str) -> RunConfig:

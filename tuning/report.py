@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from tuning import trial_times
 from tuning.cli import Parser, run_command
 from tuning.errors import UsageError
 from tuning.text import format_values
@@ -22,8 +23,7 @@ PROG = "tuning.report"
 
 def read_trials(run_dir: Path) -> list[dict]:
     """Every trial of the run: id, status, score, seconds, hyperparameters."""
-    times_path = run_dir / "search_times.json"
-    times = json.loads(times_path.read_text()) if times_path.exists() else {}
+    times = trial_times.read_all(run_dir)
     oracle_path = run_dir / "oracle.json"
     pruned = {}
     if oracle_path.exists():

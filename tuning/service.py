@@ -26,7 +26,7 @@ import numpy as np
 
 import search_spaces
 from search_spaces.base import SpaceContext
-from tuning import datasets, tuners
+from tuning import datasets, trial_times, tuners
 from tuning.config import OPTUNA_TUNERS, RunConfig
 from tuning.errors import RunError, TuningError, UsageError
 from tuning.lock import LOCK_NAME, RunLock
@@ -206,7 +206,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         correct = int(np.trace(matrix))
         val_spread = evaluate.spread([s["val_accuracy"] for s in per_seed])
 
-        times = tuners.read_trial_times(config.run_dir)
+        times = trial_times.read_all(config.run_dir)
         ended = [tuner.oracle.trials[t] for t in tuner.oracle.end_order]
         hyperparameters = {k: v for k, v in best_hp.values.items() if not k.startswith("tuner/")}
         metrics = {

@@ -31,6 +31,7 @@ from tuning.callbacks import OBJECTIVE
 from tuning.config import OPTUNA_TUNERS, RunConfig
 from tuning.pipeline import EVAL_BATCH_SIZE, DatasetFeeder
 from tuning.registry import Registry
+from tuning import trial_times
 from tuning.text import format_values
 
 
@@ -130,7 +131,7 @@ class ServiceTuner:
     def on_trial_end(self, trial):
         seconds = time.monotonic() - self._trial_started
         # Recorded before the oracle hears of the end, so a chief reporting the trial finds its time.
-        _record_trial_time(Path(self.project_dir), self.tuner_id, trial.trial_id, seconds)
+        trial_times.record(Path(self.project_dir), self.tuner_id, trial.trial_id, seconds)
         super().on_trial_end(trial)
         self._ended_here += 1
         if self._is_worker():
@@ -301,7 +302,6 @@ def trial_counts(oracle: kt.Oracle) -> dict[str, int]:
     return counts
 
 
-TRIAL_TIMES = "search_times.json"
 IDLE_WAIT_SECONDS = 1.0
 
 
@@ -319,27 +319,6 @@ def _patient(create_trial: Callable) -> Callable:
         return trial
 
     return patient_create_trial
-
-
-def _record_trial_time(run_dir: Path, tuner_id: str, trial_id: str, seconds: float) -> None:
-    # One file per process, so workers sharing the run directory never race on one file.
-    path = run_dir / (TRIAL_TIMES if tuner_id == "tuner0" else f"search_times-{tuner_id}.json")
-    times = json.loads(path.read_text()) if path.exists() else {}
-    times[trial_id] = round(seconds, 3)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(times, indent=1))
-    tmp.replace(path)
-
-
-def read_trial_times(run_dir: Path) -> dict[str, float]:
-    """Wall seconds of each finished trial, by trial id, from every process that ran trials."""
-    times: dict[str, float] = {}
-    for path in sorted(run_dir.glob("search_times*.json")):
-        try:
-            times.update(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError):
-            continue  # a worker's file mid-rename; its trials are counted on the next read
-    return times
 
 
 def progress_line(oracle: kt.Oracle, trial_id: str, total: int, seconds: float) -> str:
