@@ -287,7 +287,7 @@ def _too_many_failures(oracle) -> bool:
     return False
 
 
-def work(tuner, config: RunConfig, say: Say, **search_kwargs) -> tuple[int, bool]:
+def work(tuner, config: RunConfig, **search_kwargs) -> tuple[int, bool]:
     """Runs trials the chief hands out until it says stop (or `--recycle-after` is reached).
 
     Returns how many trials this worker ran and whether it stopped to be recycled.
@@ -295,14 +295,12 @@ def work(tuner, config: RunConfig, say: Say, **search_kwargs) -> tuple[int, bool
     Args:
         tuner: This worker's tuner; Keras Tuner routes its oracle calls to the chief.
         config: The worker's run.
-        say: Where messages go.
         **search_kwargs: Passed to `tuner.search`.
     """
     import grpc
 
     from tuning.tuners import Recycle
 
-    before = len(_trials_recorded(tuner))
     recycled = False
     try:
         tuner.search(**search_kwargs)
@@ -318,13 +316,7 @@ def work(tuner, config: RunConfig, say: Say, **search_kwargs) -> tuple[int, bool
             ) from None
         details = (error.details() if hasattr(error, "details") else "") or str(error)
         raise RunError(f"the chief refused this worker's request: {details.strip().splitlines()[-1]}") from None
-    return len(_trials_recorded(tuner)) - before, recycled
-
-
-def _trials_recorded(tuner) -> dict:
-    from tuning import trial_times
-
-    return trial_times.read(trial_times.path_for(Path(tuner.project_dir), tuner.tuner_id))
+    return tuner.trials_ended_here, recycled
 
 
 def wait_for_run_file(path: Path, timeout: int, say: Say) -> None:

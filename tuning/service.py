@@ -315,7 +315,7 @@ def _run_worker(config: RunConfig, space_class, say: Say) -> WorkerResult:
         tuner = tuners.make_tuner(config, space_class(context), DatasetFeeder(dataset), seed, say)
         say(f"asking the chief at {host}:{port} for trials")
         result = distributed.work(
-            tuner, config, say,
+            tuner, config,
             epochs=config.max_epochs, callbacks=search_callbacks(config.patience, config.log_dir), verbose=0,
         )  # fmt: skip
     return WorkerResult(worker_id, *result)

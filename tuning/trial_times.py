@@ -20,7 +20,7 @@ def path_for(run_dir: Path, tuner_id: str) -> Path:
     return run_dir / ("search_times.json" if tuner_id == SINGLE_PROCESS_ID else f"search_times-{tuner_id}.json")
 
 
-def read(path: Path) -> dict[str, float]:
+def _read(path: Path) -> dict[str, float]:
     """One process's times, by trial id; empty while the file does not exist."""
     return json.loads(path.read_text()) if path.exists() else {}
 
@@ -28,7 +28,7 @@ def read(path: Path) -> dict[str, float]:
 def record(run_dir: Path, tuner_id: str, trial_id: str, seconds: float) -> None:
     """Adds one trial's wall seconds to its process's file, replacing the file whole."""
     path = path_for(run_dir, tuner_id)
-    times = read(path)
+    times = _read(path)
     times[trial_id] = round(seconds, 3)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(times, indent=1))

@@ -119,6 +119,11 @@ class ServiceTuner:
 
             log_pruned(self._get_tensorboard_dir(self._log_dir, trial.trial_id, 0), epoch + 1)
 
+    @property
+    def trials_ended_here(self) -> int:
+        """Trials this process has run to their end (a worker counts only its own)."""
+        return self._ended_here
+
     def pre_create_trial(self):
         super().pre_create_trial()
         if self._start_by is not None and not self._is_worker() and time.time() >= self._start_by:
