@@ -18,7 +18,9 @@ import keras_tuner as kt
 from keras import ops
 
 OPTIMIZERS = ("adam", "nadam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("constant", "exponential", "1cycle")
+SCHEDULES = ("constant", "exponential", "cosine", "1cycle")
+# Schedules that end near zero after a set number of epochs: stopping them early wastes their last, best epochs.
+ANNEALING_SCHEDULES = ("cosine", "1cycle")
 DEFAULT_LEARNING_RATE_BOUNDS = (1e-4, 3e-2)
 
 # 1cycle, after Smith (2018): start at peak/25, rise linearly for the first 30%
@@ -27,19 +29,25 @@ ONE_CYCLE_WARMUP_FRACTION = 0.3
 ONE_CYCLE_START_DIVISOR = 25.0
 ONE_CYCLE_END_FRACTION = 1e-3  # of the peak, after the decay phase
 ONE_CYCLE_MOMENTUM_SPAN = 0.1  # momentum falls from its value by this much at the peak
+# Warm-up then cosine: a short linear warm-up (Adam's early steps are noisy at
+# a high rate), then cosine annealing to zero over the rest of the training.
+COSINE_WARMUP_FRACTION = 0.05
 
 LearningRate = Union[float, keras.optimizers.schedules.LearningRateSchedule]
 
 
-def learning_rate(hp: kt.HyperParameters, bounds: Optional[tuple[float, float]] = None) -> float:
+def learning_rate(
+    hp: kt.HyperParameters, bounds: Optional[tuple[float, float]] = None, default: float = 1e-3
+) -> float:
     """Declares the log-uniform `learning_rate` (the peak rate under a schedule).
 
     Args:
         hp: The trial's hyperparameters.
         bounds: `(low, high)`. Defaults to `DEFAULT_LEARNING_RATE_BOUNDS`.
+        default: The first value tried, clipped to the bounds. Defaults to 1e-3.
     """
     low, high = bounds or DEFAULT_LEARNING_RATE_BOUNDS
-    default = min(max(1e-3, low), high)
+    default = min(max(default, low), high)
     return hp.Float("learning_rate", low, high, sampling="log", default=default)
 
 
@@ -60,7 +68,26 @@ def one_cycle(peak: float, total_steps: int) -> keras.optimizers.schedules.Cosin
     )
 
 
-def schedule(hp: kt.HyperParameters, peak: float, steps_per_epoch: int, epochs: int) -> LearningRate:
+def warmup_cosine(peak: float, total_steps: int) -> keras.optimizers.schedules.CosineDecay:
+    """Linear warm-up from zero to `peak` over 5% of the steps, then cosine decay to zero.
+
+    Args:
+        peak: The highest learning rate.
+        total_steps: Steps of the whole schedule; later steps stay at zero.
+    """
+    warmup = max(1, int(round(COSINE_WARMUP_FRACTION * total_steps)))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        decay_steps=max(1, total_steps - warmup),
+        alpha=0.0,
+        warmup_target=peak,
+        warmup_steps=warmup,
+    )
+
+
+def schedule(
+    hp: kt.HyperParameters, peak: float, steps_per_epoch: int, epochs: int, default: str = "cosine"
+) -> LearningRate:
     """Declares `lr_schedule` and returns the learning rate to give the optimizer.
 
     Args:
@@ -68,14 +95,17 @@ def schedule(hp: kt.HyperParameters, peak: float, steps_per_epoch: int, epochs: 
         peak: The sampled learning rate.
         steps_per_epoch: Batches in one epoch of the training split.
         epochs: Epochs one cycle of the schedule spans.
+        default: The first value tried. Defaults to `"cosine"`.
     """
-    kind = hp.Choice("lr_schedule", list(SCHEDULES), default="constant")
+    kind = hp.Choice("lr_schedule", list(SCHEDULES), default=default)
     if kind == "exponential":
         with hp.conditional_scope("lr_schedule", ["exponential"]):
             per_epoch = hp.Float("lr_decay_per_epoch", 0.5, 0.99, default=0.9)
         return keras.optimizers.schedules.ExponentialDecay(
             peak, decay_steps=max(1, steps_per_epoch), decay_rate=per_epoch
         )
+    if kind == "cosine":
+        return warmup_cosine(peak, max(2, steps_per_epoch * epochs))
     if kind == "1cycle":
         return one_cycle(peak, max(2, steps_per_epoch * epochs))
     return peak
@@ -139,6 +169,7 @@ def optimizer(
     choices: Sequence[str] = OPTIMIZERS,
     default: str = "adam",
     learning_rate_bounds: Optional[tuple[float, float]] = None,
+    default_learning_rate: float = 1e-3,
 ) -> keras.optimizers.Optimizer:
     """Declares the optimizer, its learning rate and schedule, and its key parameters.
 
@@ -149,9 +180,10 @@ def optimizer(
         choices: Optimizer names to search. Defaults to all of `OPTIMIZERS`.
         default: The first value tried. Defaults to `"adam"`.
         learning_rate_bounds: See `learning_rate`. Defaults to None.
+        default_learning_rate: The first learning rate tried. Defaults to 1e-3.
     """
     name = hp.Choice("optimizer", list(choices), default=default)
-    peak = learning_rate(hp, learning_rate_bounds)
+    peak = learning_rate(hp, learning_rate_bounds, default_learning_rate)
     lr = schedule(hp, peak, steps_per_epoch, epochs)
     if name == "sgd":
         with hp.conditional_scope("optimizer", ["sgd"]):

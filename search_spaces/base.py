@@ -67,7 +67,8 @@ class SearchSpace(kt.HyperModel):
     """Base class of the registered spaces.
 
     Subclasses implement `build_network(hp) -> keras.Model` (uncompiled, with
-    a softmax output) and may set `DEFAULT_OPTIMIZER` and `OPTIMIZERS`.
+    a softmax output) and may set `DEFAULT_OPTIMIZER`, `DEFAULT_LEARNING_RATE`
+    and `OPTIMIZERS`. The defaults are the search's first trial.
     `build` adds the batch size, the optimizer and its schedule, and compiles.
 
     Args:
@@ -75,6 +76,7 @@ class SearchSpace(kt.HyperModel):
     """
 
     DEFAULT_OPTIMIZER = "adam"
+    DEFAULT_LEARNING_RATE = 1e-3
     OPTIMIZERS: tuple[str, ...] = _optimizers.OPTIMIZERS
 
     def __init__(self, context: SpaceContext) -> None:
@@ -92,6 +94,7 @@ class SearchSpace(kt.HyperModel):
                 choices=self.OPTIMIZERS,
                 default=self.DEFAULT_OPTIMIZER,
                 learning_rate_bounds=self.context.learning_rate_bounds,
+                default_learning_rate=self.DEFAULT_LEARNING_RATE,
             ),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
@@ -112,6 +115,23 @@ class SearchSpace(kt.HyperModel):
         return keras.layers.Normalization(
             mean=self.context.feature_mean, variance=self.context.feature_var, name="standardize"
         )
+
+
+def default_values(space: kt.HyperParameters) -> dict:
+    """The space's default configuration: each active hyperparameter at its default.
+
+    Tuners try it first (see `tuning.tuners.start_from_defaults`), so a
+    search never ends worse, on validation, than the space's own best guess.
+
+    Args:
+        space: A built space (an oracle's `hyperparameters`).
+    """
+    chosen = kt.HyperParameters()
+    for hp in space.space:  # declaration order: a condition's parent comes first
+        chosen.merge([hp])
+        if chosen.is_active(hp):
+            chosen.values[hp.name] = hp.default
+    return dict(chosen.values)
 
 
 def declare_batch_size(hp: kt.HyperParameters, fixed: Optional[int]) -> int:

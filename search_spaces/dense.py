@@ -21,7 +21,14 @@ NORMALIZATIONS = ("none", "batch", "layer")
 
 
 class DenseSpace(SearchSpace):
-    """A stack of Dense → [norm] → activation → [dropout] blocks and a softmax."""
+    """A stack of Dense → [norm] → activation → [dropout] blocks and a softmax.
+
+    Its defaults, which the search tries first, are a strong single guess for
+    image MLPs: 2×1024 ReLU, dropout 0.3, Adam warmed up to 2e-3 then
+    cosine-annealed, batch 128.
+    """
+
+    DEFAULT_LEARNING_RATE = 2e-3
 
     def build_network(self, hp: kt.HyperParameters) -> keras.Model:
         inputs = keras.Input(shape=self.context.input_shape, name="image")
@@ -32,10 +39,10 @@ class DenseSpace(SearchSpace):
         activation = hp.Choice("activation", list(ACTIVATIONS), default="relu")
         initializer = hp.Choice("kernel_initializer", list(INITIALIZERS), default="he_normal")
         normalization = hp.Choice("normalization", list(NORMALIZATIONS), default="none")
-        dropout = hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.2)
+        dropout = hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.3)
         for i in range(depth):
             with hp.conditional_scope("num_layers", list(range(i + 1, MAX_LAYERS + 1))):
-                units = hp.Choice(f"units_{i}", list(UNITS), default=256)
+                units = hp.Choice(f"units_{i}", list(UNITS), default=1024)
             x = keras.layers.Dense(
                 units, kernel_initializer=initializer, use_bias=normalization != "batch"
             )(x)

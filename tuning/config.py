@@ -32,14 +32,15 @@ class RunConfig:
         tuner: Registered tuner name. Defaults to `"hyperband"`.
         trials: Upper bound on trials, for every tuner. Defaults to 50.
         space: Registered search-space name. Defaults to the dataset's default space.
-        max_epochs: Epochs per trial; Hyperband's top rung. Defaults to 20.
+        max_epochs: Epochs per trial; Hyperband's top rung. Defaults to 10.
         patience: Early-stopping patience in epochs. Defaults to 3.
         batch_size: Fixed batch size, or None to let the space tune it. Defaults to None.
         data_dir: Offline data directory. Defaults to None (`$TUNING_DATA_DIR`, then download).
         seed: Seed of the trial sequence and the weights; None picks one and records it.
         name: Run name. Defaults to `"DATASET-TUNER"`.
         overwrite: Start afresh instead of resuming. Defaults to False.
-        final_epochs: Epoch budget of the retraining of the best configuration. Defaults to 50.
+        final_epochs: Epoch budget of the retraining of the best configuration;
+            annealing schedules span it. Defaults to 30.
         max_failures: Consecutive failed trials that stop the search. Defaults to 5.
         lr_range: `"auto"` runs the learning-rate range test first and narrows
             the learning-rate hyperparameter to its bounds; `"off"` does not. Defaults to "off".
@@ -81,14 +82,14 @@ class RunConfig:
     tuner: str = "hyperband"
     trials: int = 50
     space: Optional[str] = None
-    max_epochs: int = 20
+    max_epochs: int = 10
     patience: int = 3
     batch_size: Optional[int] = None
     data_dir: Optional[str] = None
     seed: Optional[int] = None
     name: Optional[str] = None
     overwrite: bool = False
-    final_epochs: int = 50
+    final_epochs: int = 30
     max_failures: int = 5
     mc_passes: int = 10
     final_seeds: int = 3

@@ -22,6 +22,7 @@ import numpy as np
 import optuna
 from keras_tuner.src.engine import hyperparameters as hp_module
 
+from search_spaces.base import default_values
 from tuning.errors import UsageError
 from tuning.registry import Registry
 
@@ -127,6 +128,8 @@ class OptunaOracle(kt.Oracle):
         self.pruned: dict[str, int] = {}  # trial id -> epochs trained when pruned
 
     def populate_space(self, trial_id: str) -> dict:
+        if not self.study.trials:  # a fresh study starts from the space's defaults, as Keras Tuner's oracles do here
+            self.study.enqueue_trial(default_values(self.hyperparameters))
         optuna_trial = self.study.ask()
         optuna_trial.set_user_attr(KT_TRIAL_ATTR, trial_id)
         hps = hp_module.HyperParameters()

@@ -18,6 +18,7 @@ import secrets
 import shutil
 import sys
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 import search_spaces
+from search_spaces._optimizers import ANNEALING_SCHEDULES
 from search_spaces.base import SpaceContext
 from tuning import datasets, trial_times, tuners
 from tuning.config import OPTUNA_TUNERS, RunConfig
@@ -181,13 +183,18 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
             f"retraining it with {config.final_seeds} seed(s)"
         )
 
+        # The retraining gets its own context so that a schedule spans all of its epochs, and an
+        # annealing schedule runs to its end: its gains come last, where early stopping would cut it.
+        final_hypermodel = space_class(dataclasses.replace(context, epochs=config.final_epochs))
+        annealing = best_hp.values.get("lr_schedule") in ANNEALING_SCHEDULES
+        final_patience = config.final_epochs if annealing else config.patience
         retrains = []
         for k in range(config.final_seeds):
             if k and run_end is not None and time.time() >= run_end:
                 say(f"time budget spent: exporting the best of {k} retraining seed(s) instead of {config.final_seeds}")
                 break
             retrained = evaluate.retrain(
-                hypermodel, best_hp, feeder, config.final_epochs, config.patience, seed + k, config.log_dir,
+                final_hypermodel, best_hp, feeder, config.final_epochs, final_patience, seed + k, config.log_dir,
                 deadline=run_end,
             )
             val = evaluate.evaluate_split(retrained.model, dataset.val)

@@ -27,6 +27,7 @@ from keras_tuner.src import config as _kt_config
 from keras_tuner.src.engine import conditions as _kt_conditions
 from keras_tuner.src import utils as _kt_utils
 
+from search_spaces.base import default_values
 from tuning.callbacks import OBJECTIVE
 from tuning.config import OPTUNA_TUNERS, RunConfig
 from tuning.pipeline import EVAL_BATCH_SIZE, DatasetFeeder
@@ -176,6 +177,23 @@ class Recycle(Exception):
     """Raised by a worker's tuner after `recycle_after` trials, so that a fresh process replaces it."""
 
 
+def start_from_defaults(oracle: kt.Oracle) -> None:
+    """Makes the oracle's first random draw the space's default configuration.
+
+    Hyperband, random search and Bayesian optimization's initial points all
+    draw through `Oracle._random_values`; once the defaults have been tried
+    (on resume too), the oracle's hash check marks them a duplicate and
+    sampling goes on as before.
+    """
+    draw = oracle._random_values
+
+    def defaults_first():
+        defaults = default_values(oracle.hyperparameters)
+        return draw() if oracle._duplicate(defaults) else defaults
+
+    oracle._random_values = defaults_first
+
+
 def stop_starting_trials(oracle: kt.Oracle) -> None:
     """Makes the oracle answer STOPPED from now on, through its own `max_trials` check.
 
@@ -224,15 +242,20 @@ def _hyperband(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
         **oracle_args, **common,
     )  # fmt: skip
     tuner.oracle.max_trials = config.trials
+    start_from_defaults(tuner.oracle)
     return tuner
 
 
 def _bayesian(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
-    return BayesianTuner(max_trials=config.trials, **oracle_args, **common)
+    tuner = BayesianTuner(max_trials=config.trials, **oracle_args, **common)
+    start_from_defaults(tuner.oracle)
+    return tuner
 
 
 def _random(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
-    return RandomTuner(max_trials=config.trials, **oracle_args, **common)
+    tuner = RandomTuner(max_trials=config.trials, **oracle_args, **common)
+    start_from_defaults(tuner.oracle)
+    return tuner
 
 
 def _optuna(sampler_name: str) -> TunerFactory:

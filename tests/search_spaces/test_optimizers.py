@@ -1,4 +1,4 @@
-"""Schedules and optimizers shared by the spaces: 1cycle's shape and momentum inversion."""
+"""Schedules and optimizers shared by the spaces: 1cycle's and warm-up cosine's shapes, momentum inversion."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from search_spaces import _optimizers
-from search_spaces._optimizers import OneCycleSGD, one_cycle
+from search_spaces._optimizers import OneCycleSGD, one_cycle, warmup_cosine
 
 PEAK, STEPS = 0.1, 1000
 
@@ -26,6 +26,15 @@ def test_one_cycle_shape():
     assert np.allclose(np.diff(lrs[:301]), np.diff(lrs[:301])[0], rtol=1e-3)  # warm-up is linear
     assert lrs[-1] == pytest.approx(PEAK * 1e-3, rel=1e-3)
     assert float(schedule(5 * STEPS)) == pytest.approx(lrs[-1], rel=1e-3)  # stays at the end value
+
+
+def test_warmup_cosine_shape():
+    lrs = values(warmup_cosine(PEAK, STEPS), range(STEPS + 1))
+    assert lrs[0] == pytest.approx(0.0)
+    assert int(np.argmax(lrs)) == 50 and lrs.max() == pytest.approx(PEAK)  # 5% warm-up
+    assert np.all(np.diff(lrs[:51]) > 0) and np.all(np.diff(lrs[50:]) <= 1e-12)
+    assert lrs[525] == pytest.approx(PEAK / 2, rel=1e-3)  # cosine: half-way down at the middle of the decay
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_one_cycle_momentum_moves_opposite_to_the_learning_rate():
@@ -52,7 +61,7 @@ def test_one_cycle_sgd_trains_and_exports_as_stock_sgd():
 
 @pytest.mark.parametrize("schedule_name, kind", [
     ("constant", float), ("exponential", keras.optimizers.schedules.ExponentialDecay),
-    ("1cycle", keras.optimizers.schedules.CosineDecay),
+    ("cosine", keras.optimizers.schedules.CosineDecay), ("1cycle", keras.optimizers.schedules.CosineDecay),
 ])  # fmt: skip
 def test_schedule_hyperparameter(schedule_name, kind):
     hp = kt.HyperParameters()
