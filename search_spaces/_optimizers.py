@@ -112,6 +112,30 @@ def schedule(
 
 
 @keras.saving.register_keras_serializable(package="tuning")
+class StepOffset(keras.optimizers.schedules.LearningRateSchedule):
+    """A schedule read `offset` steps further on, so a continued training picks it up where it stopped.
+
+    Args:
+        schedule: The schedule being continued.
+        offset: Steps already taken under it.
+    """
+
+    def __init__(self, schedule: keras.optimizers.schedules.LearningRateSchedule, offset: int) -> None:
+        self.schedule = schedule
+        self.offset = int(offset)
+
+    def __call__(self, step):
+        return self.schedule(ops.add(ops.cast(step, "float32"), float(self.offset)))
+
+    def get_config(self):
+        return {"schedule": keras.saving.serialize_keras_object(self.schedule), "offset": self.offset}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(keras.saving.deserialize_keras_object(config["schedule"]), config["offset"])
+
+
+@keras.saving.register_keras_serializable(package="tuning")
 class OneCycleSGD(keras.optimizers.SGD):
     """SGD whose momentum moves opposite to the learning rate, as 1cycle prescribes.
 

@@ -19,10 +19,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True)
 def seeded_keras():
+    import gc
+
     import keras
 
     keras.utils.set_random_seed(0)
     yield
+    gc.unfreeze()  # building a tuner freezes what is alive; let the next test's garbage be collected
 
 
 def make_dataset(n_train=96, n_val=32, n_test=32, shape=(8, 8), n_classes=3, seed=0) -> Dataset:

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from tuning import evaluate
 from tuning.evaluate import evaluate_once, expected_calibration_error, has_dropout, mc_dropout_passes
 
 
@@ -70,3 +71,16 @@ def test_spread():
 
     assert spread([0.9, 0.8, 1.0]) == pytest.approx({"mean": 0.9, "std": 0.1, "min": 0.8, "max": 1.0})
     assert spread([0.5])["std"] == 0.0
+
+
+@pytest.mark.parametrize("left, per_epoch, epochs, seeds, expected", [
+    (1000, 1.0, 30, 3, (3, 30)),   # everything fits
+    (300, 1.0, 30, 3, (3, 30)),    # 270 usable: 3 x 30 epochs is 90 per seed
+    (60, 1.0, 30, 3, (3, 18)),     # 54 usable: three seeds of 18 epochs
+    (30, 1.0, 30, 3, (2, 13)),     # 27 usable: three seeds would get 9 < 10 epochs
+    (5, 1.0, 30, 3, (1, 4)),       # not even 10 epochs: one seed of what fits
+    (0, 1.0, 30, 3, (1, 1)),       # one epoch at least
+    (100, 1.0, 5, 3, (3, 5)),      # fewer epochs asked than the floor of 10
+])  # fmt: skip
+def test_plan_retraining_fits_the_time_left(left, per_epoch, epochs, seeds, expected):
+    assert evaluate.plan_retraining(left, per_epoch, epochs, seeds) == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,10 @@ def test_a_time_budget_stops_starting_trials_and_bounds_the_retraining(tmp_path)
     wall = time.monotonic() - started
     trials = sum(result.metrics["search"]["trials_by_status"].values())
     assert 1 <= trials < 50
-    assert result.metrics["final"]["epochs_run"] < 1000  # the retraining stopped at the budget's end
-    assert any("time budget spent: exporting the best of 1 retraining seed(s) instead of 3" in line for line in lines)
+    plans = [line for line in lines if line.startswith("time budget: retraining")]
+    assert len(plans) == 1, lines  # the retraining was sized to the time left, before it started
+    seeds, epochs = (int(word) for word in re.findall(r"retraining (\d+) seed\(s\) of up to (\d+) epochs", plans[0])[0])
+    assert epochs < 1000 and result.metrics["final"]["epoch_budget"] == epochs
+    assert result.metrics["final"]["epochs_run"] <= epochs and len(result.metrics["final"]["seeds"]) <= seeds
     assert result.metrics["search"]["time_budget_minutes"] == 0.15
     assert wall < 40, wall  # 9 s of budget, plus the test evaluation and the export

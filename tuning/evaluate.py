@@ -42,6 +42,37 @@ class Retrained:
     wall_seconds: float
 
 
+# Under a time budget, drop retraining seeds before cutting each below this many epochs:
+# a short, annealed retraining loses more than one seed fewer does.
+MIN_PLANNED_EPOCHS = 10
+# Share of the time left that the plan fills; the rest is for validation passes and slack.
+PLAN_MARGIN = 0.9
+
+
+def plan_retraining(seconds_left: float, seconds_per_epoch: float, epochs: int, seeds: int) -> tuple[int, int]:
+    """How many seeds, each for how many epochs, fit in the time left.
+
+    A schedule spans the retraining's epochs, so they are chosen before it
+    starts rather than cut by a deadline half-way down the annealing.
+
+    Args:
+        seconds_left: Wall time left for the retraining.
+        seconds_per_epoch: Measured time of one epoch of this configuration.
+        epochs: The most epochs a seed trains (`--final-epochs`).
+        seeds: The most seeds (`--final-seeds`).
+
+    Returns:
+        `(seeds, epochs)`: all seeds while each gets `min(epochs, MIN_PLANNED_EPOCHS)`
+        epochs, else fewer seeds; at least one seed of one epoch.
+    """
+    usable = max(0.0, seconds_left) * PLAN_MARGIN
+    for k in range(seeds, 0, -1):
+        fit = int(usable / (k * seconds_per_epoch))
+        if fit >= min(epochs, MIN_PLANNED_EPOCHS):
+            return k, min(epochs, fit)
+    return 1, max(1, int(usable / seconds_per_epoch))
+
+
 def retrain(
     hypermodel: kt.HyperModel,
     hyperparameters: kt.HyperParameters,

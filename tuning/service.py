@@ -178,23 +178,31 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
             raise RunError(f"no trial completed ({counts}); see the reasons above")
         best_trial = tuner.oracle.get_best_trials(1)[0]
         best_hp = best_trial.hyperparameters
+        times = trial_times.read_all(config.run_dir)
+        final_seeds, final_epochs = config.final_seeds, config.final_epochs
+        per_epoch = _seconds_per_epoch(best_trial, times)
+        if run_end is not None and per_epoch:
+            left = run_end - time.time()
+            final_seeds, final_epochs = evaluate.plan_retraining(left, per_epoch, final_epochs, final_seeds)
+            if (final_seeds, final_epochs) != (config.final_seeds, config.final_epochs):
+                say(f"time budget: retraining {final_seeds} seed(s) of up to {final_epochs} epochs "
+                    f"({per_epoch:.1f}s each) in the {left:.0f}s left")  # fmt: skip
         say(
             f"best trial {best_trial.trial_id}: val_accuracy={best_trial.score:.4f}; "
-            f"retraining it with {config.final_seeds} seed(s)"
+            f"retraining it with {final_seeds} seed(s)"
         )
-
         # The retraining gets its own context so that a schedule spans all of its epochs, and an
         # annealing schedule runs to its end: its gains come last, where early stopping would cut it.
-        final_hypermodel = space_class(dataclasses.replace(context, epochs=config.final_epochs))
+        final_hypermodel = space_class(dataclasses.replace(context, epochs=final_epochs))
         annealing = best_hp.values.get("lr_schedule") in ANNEALING_SCHEDULES
-        final_patience = config.final_epochs if annealing else config.patience
+        final_patience = final_epochs if annealing else config.patience
         retrains = []
-        for k in range(config.final_seeds):
+        for k in range(final_seeds):
             if k and run_end is not None and time.time() >= run_end:
-                say(f"time budget spent: exporting the best of {k} retraining seed(s) instead of {config.final_seeds}")
+                say(f"time budget spent: exporting the best of {k} retraining seed(s) instead of {final_seeds}")
                 break
             retrained = evaluate.retrain(
-                final_hypermodel, best_hp, feeder, config.final_epochs, final_patience, seed + k, config.log_dir,
+                final_hypermodel, best_hp, feeder, final_epochs, final_patience, seed + k, config.log_dir,
                 deadline=run_end,
             )
             val = evaluate.evaluate_split(retrained.model, dataset.val)
@@ -213,7 +221,6 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         correct = int(np.trace(matrix))
         val_spread = evaluate.spread([s["val_accuracy"] for s in per_seed])
 
-        times = trial_times.read_all(config.run_dir)
         ended = [tuner.oracle.trials[t] for t in tuner.oracle.end_order]
         hyperparameters = {k: v for k, v in best_hp.values.items() if not k.startswith("tuner/")}
         metrics = {
@@ -258,6 +265,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
                 "val_accuracy_spread": val_spread,
                 "test_accuracy_spread": evaluate.spread([s["test_accuracy"] for s in per_seed]),
                 "search_validation_gap": float(best_trial.score) - val_spread["mean"],
+                "epoch_budget": final_epochs,
                 "epochs_run": chosen.epochs_run,
                 "best_epoch": chosen.best_epoch,
                 "parameters": int(chosen.model.count_params()),
@@ -278,6 +286,15 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         )
         export_dir = export.write_export(config.export_dir, chosen.model, hyperparameters, metrics, figures)
     return RunResult(export_dir, config.log_dir, metrics, hyperparameters)
+
+
+def _seconds_per_epoch(trial, times: dict[str, float]) -> float | None:
+    """Wall seconds per epoch of a finished trial (build and tracing included), or None if unknown."""
+    from tuning.callbacks import OBJECTIVE
+
+    epochs = len(trial.metrics.get_history(OBJECTIVE)) if trial.metrics.exists(OBJECTIVE) else 0
+    seconds = times.get(trial.trial_id)
+    return seconds / epochs if seconds and epochs else None
 
 
 def _search_as_chief(config: RunConfig, tuner, seed: int, say: Say, start_by: float | None) -> None:

@@ -13,6 +13,7 @@ callbacks' settings (`tuning.callbacks`), or what happens after the search.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import math
@@ -27,6 +28,7 @@ from keras_tuner.src import config as _kt_config
 from keras_tuner.src.engine import conditions as _kt_conditions
 from keras_tuner.src import utils as _kt_utils
 
+from search_spaces._optimizers import StepOffset, steps_per_epoch
 from search_spaces.base import default_values
 from tuning.callbacks import OBJECTIVE
 from tuning.config import OPTUNA_TUNERS, RunConfig
@@ -112,6 +114,11 @@ class ServiceTuner:
                 )
         return histories
 
+    def _build_hypermodel(self, hp):
+        model = super()._build_hypermodel(hp)  # Hyperband loads a promoted trial's weights here
+        continue_schedule(model, hp, self._feeder.train.size)
+        return model
+
     def on_epoch_end(self, trial, model, epoch, logs=None):
         super().on_epoch_end(trial, model, epoch, logs=logs)
         if self._reporter is not None and self._reporter(trial.trial_id, epoch, (logs or {}).get(OBJECTIVE)):
@@ -175,6 +182,29 @@ class ServiceTuner:
 
 class Recycle(Exception):
     """Raised by a worker's tuner after `recycle_after` trials, so that a fresh process replaces it."""
+
+
+def continue_schedule(model: keras.Model, hp: kt.HyperParameters, train_size: int) -> None:
+    """Starts a promoted Hyperband trial's learning-rate schedule where its previous round left it.
+
+    Keras Tuner continues a promoted trial from its parent's weights with
+    `initial_epoch` set, but with a new optimizer, whose schedule would start
+    again at step 0: a second warm-up, then the peak rate, on weights already
+    trained. Reading the schedule `initial_epoch` epochs on keeps one schedule
+    across the rounds. (Adam's moments still restart; Keras Tuner keeps no
+    optimizer state between rounds.)
+
+    Args:
+        model: The compiled model of the trial.
+        hp: The trial's hyperparameters, with Hyperband's `tuner/initial_epoch`.
+        train_size: Examples per epoch.
+    """
+    initial_epoch = int(hp.values.get("tuner/initial_epoch") or 0)
+    optimizer = getattr(model, "optimizer", None)
+    schedule = getattr(optimizer, "_learning_rate", None)  # Keras keeps the schedule object here
+    if initial_epoch and isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        steps = initial_epoch * steps_per_epoch(train_size, int(hp.get("batch_size")))
+        optimizer.learning_rate = StepOffset(schedule, steps)
 
 
 def start_from_defaults(oracle: kt.Oracle) -> None:
@@ -294,6 +324,9 @@ def make_tuner(
         seed: Seed of the oracle and of every trial.
         say: Where progress lines go.
         start_by: `time.time()` after which no trial starts. Defaults to None.
+
+    Objects alive at the end are exempted from garbage collection
+    (`exempt_setup_from_gc`), so each trial's collections stay short.
     """
     factory = TUNERS.get(config.tuner)
     oracle_args = dict(
@@ -317,7 +350,23 @@ def make_tuner(
         start_by=start_by,
         recycle_after=config.recycle_after,
     )
-    return factory(config, common, oracle_args)
+    tuner = factory(config, common, oracle_args)
+    exempt_setup_from_gc()
+    return tuner
+
+
+def exempt_setup_from_gc() -> None:
+    """Collects garbage once, then moves every object alive into the collector's permanent generation.
+
+    Keras Tuner calls `clear_session()` and `gc.collect()` before each trial's
+    build: two full collections, each walking every object TensorFlow, Keras
+    and the data have made (about 0.25 s each on 2 cores, half a second per
+    trial). Objects alive once the tuner is built live for the whole run, so
+    `gc.freeze()` leaves them out, and later collections walk only what
+    trials allocate.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def trial_counts(oracle: kt.Oracle) -> dict[str, int]:
