@@ -33,7 +33,7 @@ class DenseSpace(SearchSpace):
     def build_network(self, hp: kt.HyperParameters) -> keras.Model:
         inputs = keras.Input(shape=self.context.input_shape, name="image")
         x = keras.layers.Flatten()(inputs)
-        if hp.Boolean("standardize", default=True):
+        if hp.Boolean("standardize", default=False):
             x = self.standardizer()(x)
         depth = hp.Int("num_layers", 1, MAX_LAYERS, sampling="log", default=2)
         activation = hp.Choice("activation", list(ACTIVATIONS), default="relu")

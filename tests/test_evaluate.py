@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tuning import evaluate
+from tuning.datasets import Split
 from tuning.evaluate import evaluate_once, expected_calibration_error, has_dropout, mc_dropout_passes
 
 
@@ -84,3 +85,40 @@ def test_spread():
 ])  # fmt: skip
 def test_plan_retraining_fits_the_time_left(left, per_epoch, epochs, seeds, expected):
     assert evaluate.plan_retraining(left, per_epoch, epochs, seeds) == expected
+
+
+def small_model(seed: int, dropout: float = 0.0) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((6,), name="image")
+    x = keras.layers.Dense(8, activation="relu")(inputs)
+    if dropout:
+        x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="probabilities")(x)
+    model = keras.Model(inputs, outputs, name="dense")
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_the_average_of_models_predicts_their_mean_and_loads_in_safe_mode(tmp_path):
+    models = [small_model(seed, dropout=0.5) for seed in range(3)]
+    x = np.random.default_rng(0).uniform(size=(20, 6)).astype("float32")
+    ensemble = evaluate.average(models)
+    expected = np.mean([m.predict(x, verbose=0) for m in models], axis=0)
+    assert np.allclose(ensemble.predict(x, verbose=0), expected, atol=1e-6)
+    assert evaluate.members(ensemble)[0].name == "member_0" and len(evaluate.members(ensemble)) == 3
+    assert evaluate.has_dropout(ensemble) and not evaluate.has_dropout(evaluate.average([small_model(0)]))
+    ensemble.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert np.allclose(loaded.predict(x, verbose=0), expected, atol=1e-6)
+    passes = mc_dropout_passes(ensemble, x, passes=4)
+    assert passes.shape == (4, 20, 3) and not np.allclose(passes[0], passes[1])  # dropout is live in every member
+    assert evaluate.average(models[:1]) is models[0]
+
+
+def test_evaluate_split_matches_keras_on_a_compiled_model():
+    model = small_model(0)
+    rng = np.random.default_rng(1)
+    split = Split(rng.uniform(size=(50, 6)).astype("float32"), rng.integers(0, 3, size=50).astype("int32"))
+    loss, accuracy = model.evaluate(split.x, split.y, verbose=0)
+    scores = evaluate.evaluate_split(model, split)
+    assert scores["loss"] == pytest.approx(loss, rel=1e-4) and scores["accuracy"] == pytest.approx(accuracy)

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-
+import keras
+import numpy as np
 import pytest
 
 from tests.test_optuna_oracle import Interrupt
 from tests.test_service import tiny_config
-from tuning import callbacks, report, service
+from tuning import callbacks, datasets, report, service
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def test_two_retrain_seeds_export_the_better_validation_run_with_card_and_pictures(tmp_path):
+def test_two_retrain_seeds_export_their_average_with_card_and_pictures(tmp_path):
     result = service.run(tiny_config(tmp_path, tuner="random", trials=2, final_seeds=2, final_epochs=3),
                          say=lambda _: None)  # fmt: skip
     final = result.metrics["final"]
     seeds = final["seeds"]
-    assert [s["seed"] for s in seeds] == [3, 4]
+    assert [s["seed"] for s in seeds] == [3, 4] and final["members"] == [3, 4]
     assert seeds[0]["val_accuracy"] != seeds[1]["val_accuracy"] or seeds[0]["test_accuracy"] != seeds[1]["test_accuracy"]
     best = max(seeds, key=lambda s: s["val_accuracy"])
-    assert final["seed"] == best["seed"] and final["val_accuracy"] == pytest.approx(best["val_accuracy"])
+    assert final["curves_seed"] == best["seed"]
+    exported = keras.models.load_model(result.export_dir / "model.keras", safe_mode=True)
+    assert [layer.name for layer in exported.layers if isinstance(layer, keras.Model)] == ["member_0", "member_1"]
+    val = datasets.load_dataset("digits", None).val
+    accuracy = float(np.mean(exported.predict(val.x, verbose=0).argmax(axis=1) == val.y))
+    assert final["val_accuracy"] == pytest.approx(accuracy)  # the figures are the exported ensemble's
     low, high = final["test_accuracy_ci95"]
     assert low < final["test_accuracy"] < high
     assert final["search_validation_gap"] == pytest.approx(
@@ -34,7 +40,7 @@ def test_two_retrain_seeds_export_the_better_validation_run_with_card_and_pictur
     for section in ("## How good it is", "95% Wilson interval", "### Retrain variance", "### Pictures",
                     "(confusion_matrix.png)", "## What it is", "parameters", "## How it was found",
                     "Rerun the search with", "Versions:", "Machine:", "## How to load it", "saved_model",
-                    "## Known limits"):  # fmt: skip
+                    "## Known limits", "Average of the class probabilities of 2 retrained copies of:"):  # fmt: skip
         assert section in card, section
 
 

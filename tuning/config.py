@@ -48,7 +48,7 @@ class RunConfig:
             `hyperband`. Defaults to None (`median` for Optuna tuners).
         storage: Optuna storage URL. Defaults to None (SQLite at `checkpoints/RUN/study.db`).
         final_seeds: How many times the best configuration is retrained, with
-            seeds `seed`, `seed + 1`, ...; the best on validation is exported. Defaults to 3.
+            seeds `seed`, `seed + 1`, ...; the export averages their predictions. Defaults to 3.
         keep_checkpoints: Which trials keep their weights on disk: `all`, `best`
             (the best trial's, plus what Hyperband may still continue) or `none`
             (only what Hyperband may still continue). Defaults to "best".

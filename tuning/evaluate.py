@@ -1,8 +1,9 @@
 """Retraining the best configuration and the one evaluation on the test set.
 
 Owns: the final fit (training split, early-stopped on validation with the best
-weights restored), `evaluate_once` (the only code that feeds the test split),
-MC-dropout predictions and the expected calibration error. Does not own:
+weights restored), the ensemble of the retrained seeds (`average`),
+`evaluate_once` (the only code that feeds the test split), MC-dropout
+predictions and the expected calibration error. Does not own:
 choosing the configuration (the tuner) or writing files (`tuning.export`).
 """
 
@@ -124,10 +125,43 @@ def retrain(
     )
 
 
+def average(models: list[keras.Model]) -> keras.Model:
+    """A deep ensemble: one model whose output is the mean of `models`' class probabilities.
+
+    Each member is an uncompiled copy of a model, named `member_K`, so the
+    ensemble saves and loads with Keras alone (safe mode included) and carries
+    no training state. A single model is returned as it is.
+
+    Args:
+        models: Trained models with the same input and output shapes.
+    """
+    if len(models) == 1:
+        return models[0]
+    copies = []
+    for k, model in enumerate(models):
+        copy = keras.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+        copy.name = f"member_{k}"
+        copies.append(copy)
+    inputs = keras.Input(shape=tuple(models[0].inputs[0].shape[1:]), name="image")
+    outputs = keras.layers.Average(name="probabilities")([copy(inputs) for copy in copies])
+    return keras.Model(inputs, outputs, name="ensemble")
+
+
+def members(model: keras.Model) -> list[keras.Model]:
+    """The models an ensemble from `average` holds, or `[model]`."""
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)] or [model]
+
+
 def evaluate_split(model: keras.Model, split: Split) -> dict[str, float]:
-    """Loss and accuracy of `model` on one split."""
-    loss, accuracy = model.evaluate(SplitFeeder(split).batches(EVAL_BATCH_SIZE), verbose=0)
-    return {"loss": float(loss), "accuracy": float(accuracy)}
+    """Cross-entropy loss and accuracy of `model` on one split (compiled or not)."""
+    return _scores(model.predict(SplitFeeder(split).batches(EVAL_BATCH_SIZE), verbose=0), split.y)
+
+
+def _scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    # Keras clips probabilities at its epsilon before the log; so does this.
+    picked = np.clip(probabilities[np.arange(len(labels)), labels], keras.config.epsilon(), 1.0)
+    return {"loss": float(-np.mean(np.log(picked))), "accuracy": float(np.mean(probabilities.argmax(axis=1) == labels))}
 
 
 Z_95 = 1.959963984540054
@@ -186,8 +220,8 @@ def evaluate_once(model: keras.Model, test: Split, mc_passes: int = 10) -> dict:
         `loss`, `accuracy`, `ece`, and `mc_dropout` (None without dropout
         layers, else `passes`, `accuracy` and `ece` of the mean prediction).
     """
-    result: dict = evaluate_split(model, test)
     probabilities = model.predict(test.x, batch_size=EVAL_BATCH_SIZE, verbose=0)
+    result: dict = _scores(probabilities, test.y)
     result["ece"] = expected_calibration_error(probabilities, test.y)
     result["mc_dropout"] = None
     if has_dropout(model):
@@ -201,8 +235,8 @@ def evaluate_once(model: keras.Model, test: Split, mc_passes: int = 10) -> dict:
 
 
 def has_dropout(model: keras.Model) -> bool:
-    """Whether the model holds dropout or alpha-dropout layers."""
-    return any(isinstance(layer, DROPOUT_LAYERS) for layer in model.layers)
+    """Whether the model (or an ensemble's members) holds dropout or alpha-dropout layers."""
+    return any(isinstance(layer, DROPOUT_LAYERS) for member in members(model) for layer in member.layers)
 
 
 def mc_dropout_passes(model: keras.Model, x: np.ndarray, passes: int) -> np.ndarray:
@@ -210,18 +244,26 @@ def mc_dropout_passes(model: keras.Model, x: np.ndarray, passes: int) -> np.ndar
 
     Only the dropout layers run in training mode; batch normalization keeps
     its inference statistics, which `model(x, training=True)` would not.
-    Assumes a chain of layers, as every registered space builds.
+    Assumes a chain of layers, as every registered space builds, or an
+    ensemble of such chains (`average`), whose members' passes are averaged.
     """
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    chains = [
+        [layer for layer in member.layers if not isinstance(layer, keras.layers.InputLayer)]
+        for member in members(model)
+    ]
 
     def forward(batch, stochastic: bool):
-        for layer in layers:
-            batch = layer(batch, training=stochastic and isinstance(layer, DROPOUT_LAYERS))
-        return batch
+        outputs = []
+        for layers in chains:
+            out = batch
+            for layer in layers:
+                out = layer(out, training=stochastic and isinstance(layer, DROPOUT_LAYERS))
+            outputs.append(out)
+        return outputs[0] if len(outputs) == 1 else keras.ops.mean(keras.ops.stack(outputs), axis=0)
 
     probe = x[:8]
     if not np.allclose(keras.ops.convert_to_numpy(forward(probe, False)), model.predict(probe, verbose=0), atol=1e-5):
-        raise ValueError("MC dropout needs a model whose layers form a single chain")
+        raise ValueError("MC dropout needs a chain of layers, or an average of such chains")
     batches = [x[i:i + EVAL_BATCH_SIZE] for i in range(0, len(x), EVAL_BATCH_SIZE)]
     return np.stack([
         np.concatenate([keras.ops.convert_to_numpy(forward(b, True)) for b in batches]) for _ in range(passes)

@@ -94,7 +94,7 @@ def _make_loadable_with_keras_alone(model: keras.Model) -> None:
     The export is for inference; its optimizer only has to deserialize, and a
     stock one needs no custom objects and no import of `tuning` to do so.
     """
-    as_stock = getattr(model.optimizer, "as_stock", None)
+    as_stock = getattr(getattr(model, "optimizer", None), "as_stock", None)  # an ensemble is not compiled
     if as_stock is not None:
         model.compile(optimizer=as_stock(), loss=model.loss, metrics=["accuracy"])
 
@@ -112,6 +112,10 @@ def _swap_into_place(staging: Path, target: Path) -> None:
 
 
 def _layer_lines(model: keras.Model) -> list[str]:
+    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if members:  # an ensemble: its members share one architecture
+        return [f"Average of the class probabilities of {len(members)} retrained copies of:",
+                *(f"   - {line}" for line in _layer_lines(members[0]))]  # fmt: skip
     lines = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
@@ -158,9 +162,7 @@ def _variance_lines(final: dict, search: dict) -> str:
     seeds = final["seeds"]
     val, test = final["val_accuracy_spread"], final["test_accuracy_spread"]
     rows = "\n".join(
-        f"| {s['seed']} | {s['val_accuracy']:.4f} | {s['test_accuracy']:.4f} | {s['epochs_run']} |"
-        + (" exported |" if s["seed"] == final["seed"] else " |")
-        for s in seeds
+        f"| {s['seed']} | {s['val_accuracy']:.4f} | {s['test_accuracy']:.4f} | {s['epochs_run']} |" for s in seeds
     )
     gap = final["search_validation_gap"]
     if gap > GAP_WARNING:
@@ -173,11 +175,16 @@ def _variance_lines(final: dict, search: dict) -> str:
     else:
         verdict = (f"The search's best trial ({search['best_trial_val_accuracy']:.4f}) and the retrained mean "
                    f"agree within {GAP_WARNING:.2f}: no sign that the search over-fitted its validation split.")
-    return f"""Retrained {len(seeds)} time(s) from scratch with different seeds; the run with the best
-**validation** score is exported (the test score never chose anything).
+    exported = (
+        f"the export averages the {len(seeds)} models' class probabilities (a deep ensemble: "
+        f"validation {final['val_accuracy']:.4f}, test {final['test_accuracy']:.4f}), so no score chose among them"
+        if len(seeds) > 1 else "it is exported as it is"
+    )
+    return f"""Retrained {len(seeds)} time(s) from scratch with different seeds; {exported}.
+Each seed's own figures:
 
-| seed | validation accuracy | test accuracy | epochs | |
-| --- | --- | --- | --- | --- |
+| seed | validation accuracy | test accuracy | epochs |
+| --- | --- | --- | --- |
 {rows}
 
 Validation accuracy {val['mean']:.4f} ± {val['std']:.4f} (range {val['min']:.4f} to {val['max']:.4f});
@@ -215,7 +222,7 @@ Test accuracy {final['test_accuracy']:.4f}, 95% Wilson interval [{low:.4f}, {hig
 
 ### Pictures
 - [Confusion matrix on the test set]({CONFUSION_PNG})
-- [Learning curves of the exported retraining]({CURVES_PNG})
+- [Learning curves of the retraining best on validation (seed {final['curves_seed']})]({CURVES_PNG})
 - [Search progress: best score so far by trial and by time]({SEARCH_PNG})
 
 ## What it is
@@ -227,7 +234,7 @@ classes {', '.join(data['class_names'])}.
 
 ## How it was found
 - Search: {search['tuner']}, {counts} (cap {search['max_trials']}, {search['max_epochs']} epochs per trial), {search['wall_seconds']:.0f} s.
-- Retraining: {len(final['seeds'])} seed(s), {final['wall_seconds']:.0f} s in all; the exported one ran {final['epochs_run']} epochs and kept epoch {final['best_epoch']}.
+- Retraining: {len(final['seeds'])} seed(s) of up to {final['epoch_budget']} epochs, {final['wall_seconds']:.0f} s in all; seed {final['curves_seed']} ran {final['epochs_run']} epochs and kept epoch {final['best_epoch']}.
 {_lr_range_line(metrics.get('learning_rate_range_test'))}- Seed {metrics['seed']}. Rerun the search with: `{metrics['command']}`
 - Data: {data['source']}, {data['sizes']['train']} train / {data['sizes']['val']} validation / {data['sizes']['test']} test, sha256 prefix `{data['fingerprint']}`.
 - Machine: {machine.get('processor', 'unknown')}, {machine.get('cpu_count', '?')} cores, GPUs: {gpus}.
@@ -255,8 +262,7 @@ probabilities = served.serve(tf.constant(images))
 `hyperparameters.json` and `metrics.json` hold the figures above.
 
 ## Known limits
-- The test accuracy of each retraining seed was measured to report the spread above; only validation chose
-  which one is exported.
+- The test accuracy of each retraining seed was measured to report the spread above; it chose nothing.
 - The validation split is the last {data['sizes']['val']} examples of the official training set; the
   search selected on it, so validation figures are optimistic. Trust the test figure and its interval.
 - A dense network ignores image structure; convolutional networks do better on images.

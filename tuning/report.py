@@ -55,11 +55,18 @@ def leaderboard(trials: list[dict], top: int) -> list[str]:
     return rows
 
 
+def _what_was_exported(final: dict) -> str:
+    seeds = final["members"]
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    return f"average of {len(seeds)} seeds: {', '.join(str(s) for s in seeds)}"
+
+
 def key_figures(metrics: dict) -> list[str]:
     final, search = metrics["final"], metrics["search"]
     low, high = final["test_accuracy_ci95"]
     lines = [
-        f"exported: {metrics['run']}/best (seed {final['seed']}, {final['parameters']:,} parameters)",
+        f"exported: {metrics['run']}/best ({_what_was_exported(final)}, {final['parameters']:,} parameters)",
         f"test accuracy {final['test_accuracy']:.4f} (95% CI {low:.4f}-{high:.4f}), ECE {final['test_ece']:.4f}",
         f"validation accuracy {final['val_accuracy']:.4f}; search's best trial {search['best_trial_val_accuracy']:.4f}",
         f"over {len(final['seeds'])} retraining seed(s): test {final['test_accuracy_spread']['mean']:.4f} "

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pruner", help="Optuna tuners only: none, median (default) or hyperband")
     parser.add_argument("--storage", help="Optuna tuners only: storage URL (default sqlite:///checkpoints/RUN/study.db)")
     parser.add_argument("--lr-range", default="off", help="'auto': run the learning-rate range test first and search within its bounds (default off)")
-    parser.add_argument("--final-seeds", type=int, default=3, help="retrain the best configuration this many times; export the best on validation (default 3)")
+    parser.add_argument("--final-seeds", type=int, default=3, help="retrain the best configuration this many times and export the average of their predictions (default 3)")
     parser.add_argument("--keep-checkpoints", default="best", help="trial weights kept on disk: all, best (default) or none")
     parser.add_argument("--mc-passes", type=int, default=10, help="stochastic passes of the MC-dropout evaluation (default 10)")
     parser.add_argument("--workers", type=int, help="run a chief and N worker processes on this machine, sharing the cores (default: one process)")
@@ -108,7 +108,8 @@ def summary(result) -> str:
         f"best: {format_values(result.hyperparameters)}",
         f"validation accuracy {final['val_accuracy']:.4f}, test accuracy {final['test_accuracy']:.4f} "
         f"(95% CI {final['test_accuracy_ci95'][0]:.4f}-{final['test_accuracy_ci95'][1]:.4f}, "
-        f"ECE {final['test_ece']:.4f}; selected on validation, then tested)",
+        f"ECE {final['test_ece']:.4f}; " + (f"average of {len(final['members'])} seeds, " if len(final["members"]) > 1 else "")
+        + "tested once after selection)",
         f"over {len(final['seeds'])} retraining seed(s): test accuracy "
         f"{final['test_accuracy_spread']['mean']:.4f} ± {final['test_accuracy_spread']['std']:.4f}",
         *([f"MC dropout ({mc['passes']} passes): test accuracy {mc['accuracy']:.4f}, ECE {mc['ece']:.4f}"]

@@ -189,7 +189,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
                     f"({per_epoch:.1f}s each) in the {left:.0f}s left")  # fmt: skip
         say(
             f"best trial {best_trial.trial_id}: val_accuracy={best_trial.score:.4f}; "
-            f"retraining it with {final_seeds} seed(s)"
+            f"retraining it with {final_seeds} seed(s)" + (" and exporting their average" if final_seeds > 1 else "")
         )
         # The retraining gets its own context so that a schedule spans all of its epochs, and an
         # annealing schedule runs to its end: its gains come last, where early stopping would cut it.
@@ -199,7 +199,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         retrains = []
         for k in range(final_seeds):
             if k and run_end is not None and time.time() >= run_end:
-                say(f"time budget spent: exporting the best of {k} retraining seed(s) instead of {final_seeds}")
+                say(f"time budget spent: exporting {k} retraining seed(s) instead of {final_seeds}")
                 break
             retrained = evaluate.retrain(
                 final_hypermodel, best_hp, feeder, final_epochs, final_patience, seed + k, config.log_dir,
@@ -209,15 +209,18 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
             say(f"retrain seed {seed + k}: val_accuracy={val['accuracy']:.4f} after {retrained.epochs_run} epochs "
                 f"({retrained.wall_seconds:.0f}s)")  # fmt: skip
             retrains.append((retrained, val))
-        # Selection is over once the best validation score is picked; the test set is read after it.
-        chosen, val = max(retrains, key=lambda pair: pair[1]["accuracy"])
-        test = evaluate.evaluate_once(chosen.model, dataset.test, mc_passes=config.mc_passes)
+        # The export averages every retrained seed, so no score chooses among them; the
+        # learning curves shown are those of the seed best on validation.
+        shown, shown_val = max(retrains, key=lambda pair: pair[1]["accuracy"])
+        exported = evaluate.average([retrained.model for retrained, _ in retrains])
+        val = shown_val if len(retrains) == 1 else evaluate.evaluate_split(exported, dataset.val)
+        test = evaluate.evaluate_once(exported, dataset.test, mc_passes=config.mc_passes)
         per_seed = []
         for retrained, seed_val in retrains:
-            seed_test = test if retrained is chosen else evaluate.evaluate_split(retrained.model, dataset.test)
+            seed_test = test if len(retrains) == 1 else evaluate.evaluate_split(retrained.model, dataset.test)
             per_seed.append({"seed": retrained.seed, "val_accuracy": seed_val["accuracy"],
                              "test_accuracy": seed_test["accuracy"], "epochs_run": retrained.epochs_run})  # fmt: skip
-        matrix = evaluate.confusion_matrix(chosen.model, dataset.test, dataset.n_classes)
+        matrix = evaluate.confusion_matrix(exported, dataset.test, dataset.n_classes)
         correct = int(np.trace(matrix))
         val_spread = evaluate.spread([s["val_accuracy"] for s in per_seed])
 
@@ -253,7 +256,8 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
                 "mean_trial_seconds": round(sum(times.values()) / len(times), 2) if times else None,
             },
             "final": {
-                "seed": chosen.seed,
+                "members": [retrained.seed for retrained, _ in retrains],
+                "curves_seed": shown.seed,
                 "val_accuracy": val["accuracy"],
                 "val_loss": val["loss"],
                 "test_accuracy": test["accuracy"],
@@ -266,11 +270,11 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
                 "test_accuracy_spread": evaluate.spread([s["test_accuracy"] for s in per_seed]),
                 "search_validation_gap": float(best_trial.score) - val_spread["mean"],
                 "epoch_budget": final_epochs,
-                "epochs_run": chosen.epochs_run,
-                "best_epoch": chosen.best_epoch,
-                "parameters": int(chosen.model.count_params()),
+                "epochs_run": shown.epochs_run,
+                "best_epoch": shown.best_epoch,
+                "parameters": int(exported.count_params()),
                 "wall_seconds": round(sum(r.wall_seconds for r, _ in retrains), 2),
-                "history": chosen.history,
+                "history": shown.history,
             },
             "learning_rate_range_test": None if lr_bounds is None else {"bounds": list(lr_bounds)},
             "machine": machine(),
@@ -279,12 +283,12 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         figures = export.Figures(
             confusion=matrix,
             class_names=list(dataset.class_names),
-            history=chosen.history,
-            best_epoch=chosen.best_epoch,
+            history=shown.history,
+            best_epoch=shown.best_epoch,
             trial_scores=[t.score if t.status == "COMPLETED" else None for t in ended],
             trial_seconds=[times.get(t.trial_id, 0.0) for t in ended],
         )
-        export_dir = export.write_export(config.export_dir, chosen.model, hyperparameters, metrics, figures)
+        export_dir = export.write_export(config.export_dir, exported, hyperparameters, metrics, figures)
     return RunResult(export_dir, config.log_dir, metrics, hyperparameters)
 
 
