@@ -40,7 +40,7 @@ def test_two_retrain_seeds_export_their_average_with_card_and_pictures(tmp_path)
     for section in ("## How good it is", "95% Wilson interval", "### Retrain variance", "### Pictures",
                     "(confusion_matrix.png)", "## What it is", "parameters", "## How it was found",
                     "Rerun the search with", "Versions:", "Machine:", "## How to load it", "saved_model",
-                    "## Known limits", "Average of the class probabilities of 2 retrained copies of:"):  # fmt: skip
+                    "## Known limits", "The average of the class probabilities of 2 networks (`member_0` to `member_1`)"):  # fmt: skip
         assert section in card, section
 
 

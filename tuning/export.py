@@ -111,11 +111,17 @@ def _swap_into_place(staging: Path, target: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
-def _layer_lines(model: keras.Model) -> list[str]:
+def _architecture(model: keras.Model) -> str:
+    """The numbered layers; for an ensemble, a sentence saying so and its members' shared layers."""
     members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    if members:  # an ensemble: its members share one architecture
-        return [f"Average of the class probabilities of {len(members)} retrained copies of:",
-                *(f"   - {line}" for line in _layer_lines(members[0]))]  # fmt: skip
+    layers = "\n".join(f"{i}. {line}" for i, line in enumerate(_layer_lines(members[0] if members else model), 1))
+    if not members:
+        return layers
+    return (f"The average of the class probabilities of {len(members)} networks (`{members[0].name}` to "
+            f"`{members[-1].name}`), retrained with different seeds; each has these layers:\n\n{layers}")  # fmt: skip
+
+
+def _layer_lines(model: keras.Model) -> list[str]:
     lines = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
@@ -196,7 +202,7 @@ def model_card(model: keras.Model, hyperparameters: dict, metrics: dict) -> str:
     """The `README.md` of an export, from the same figures as `metrics.json`."""
     data, search, final = metrics["dataset"], metrics["search"], metrics["final"]
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(search["trials_by_status"].items()))
-    layers = "\n".join(f"{i}. {line}" for i, line in enumerate(_layer_lines(model), 1))
+    layers = _architecture(model)
     shape = ", ".join(str(d) for d in data["input_shape"])
     hp_lines = "\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(hyperparameters.items()))
     low, high = final["test_accuracy_ci95"]
