@@ -215,6 +215,8 @@ def start_from_defaults(oracle: kt.Oracle) -> None:
     (on resume too), the oracle's hash check marks them a duplicate and
     sampling goes on as before.
     """
+    if not isinstance(oracle, kt.Oracle):
+        return  # a worker's `OracleClient`: the chief's oracle draws the trials
     draw = oracle._random_values
 
     def defaults_first():
