@@ -106,5 +106,7 @@ def test_a_time_budget_stops_starting_trials_and_bounds_the_retraining(tmp_path)
     seeds, epochs = (int(word) for word in re.findall(r"retraining (\d+) seed\(s\) of up to (\d+) epochs", plans[0])[0])
     assert epochs < 1000 and result.metrics["final"]["epoch_budget"] == epochs
     assert result.metrics["final"]["epochs_run"] <= epochs and len(result.metrics["final"]["seeds"]) <= seeds
+    per_epoch = float(re.findall(r"\(([\d.]+)s each\)", plans[0])[0])
+    assert per_epoch < 2.0, plans[0]  # one epoch of a small digits model, not a whole trial
     assert result.metrics["search"]["time_budget_minutes"] == 0.15
     assert wall < 40, wall  # 9 s of budget, plus the test evaluation and the export

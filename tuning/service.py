@@ -180,7 +180,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         best_hp = best_trial.hyperparameters
         times = trial_times.read_all(config.run_dir)
         final_seeds, final_epochs = config.final_seeds, config.final_epochs
-        per_epoch = _seconds_per_epoch(best_trial, times)
+        per_epoch = _seconds_per_epoch(best_trial.trial_id, times, getattr(tuner, "epochs_trained", {}))
         if run_end is not None and per_epoch:
             left = run_end - time.time()
             final_seeds, final_epochs = evaluate.plan_retraining(left, per_epoch, final_epochs, final_seeds)
@@ -292,12 +292,13 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
     return RunResult(export_dir, config.log_dir, metrics, hyperparameters)
 
 
-def _seconds_per_epoch(trial, times: dict[str, float]) -> float | None:
-    """Wall seconds per epoch of a finished trial (build and tracing included), or None if unknown."""
-    from tuning.callbacks import OBJECTIVE
+def _seconds_per_epoch(trial_id: str, times: dict[str, float], epochs_trained: dict[str, int]) -> float | None:
+    """Wall seconds per epoch of a finished trial (build and tracing included), or None if unknown.
 
-    epochs = len(trial.metrics.get_history(OBJECTIVE)) if trial.metrics.exists(OBJECTIVE) else 0
-    seconds = times.get(trial.trial_id)
+    Keras Tuner keeps only the best epoch's metrics, so the epochs are those this
+    process counted; a trial run by a worker or before a resume is unknown.
+    """
+    seconds, epochs = times.get(trial_id), epochs_trained.get(trial_id)
     return seconds / epochs if seconds and epochs else None
 
 

@@ -94,6 +94,7 @@ class ServiceTuner:
         self._total_trials = total_trials
         self._log_dir = log_dir
         self._trial_started = 0.0
+        self.epochs_trained: dict[str, int] = {}  # trial id -> epochs this process trained in it
         with contextlib.redirect_stdout(io.StringIO()):  # Keras Tuner prints "Reloading Tuner from ..."
             super().__init__(*args, **kwargs)
         if self._is_worker():
@@ -121,6 +122,7 @@ class ServiceTuner:
 
     def on_epoch_end(self, trial, model, epoch, logs=None):
         super().on_epoch_end(trial, model, epoch, logs=logs)
+        self.epochs_trained[trial.trial_id] = self.epochs_trained.get(trial.trial_id, 0) + 1
         if self._reporter is not None and self._reporter(trial.trial_id, epoch, (logs or {}).get(OBJECTIVE)):
             model.stop_training = True
             from tuning.hparams import log_pruned
