@@ -51,6 +51,20 @@ def learning_rate(
     return hp.Float("learning_rate", low, high, sampling="log", default=default)
 
 
+def _warmup_then_cosine(
+    start: float, peak: float, end_fraction: float, warmup_fraction: float, total_steps: int
+) -> keras.optimizers.schedules.CosineDecay:
+    # Keras's CosineDecay: linear from `start` to `peak` over the warm-up, then cosine to `end_fraction * peak`.
+    warmup = max(1, int(round(warmup_fraction * total_steps)))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=start,
+        decay_steps=max(1, total_steps - warmup),
+        alpha=end_fraction,
+        warmup_target=peak,
+        warmup_steps=warmup,
+    )
+
+
 def one_cycle(peak: float, total_steps: int) -> keras.optimizers.schedules.CosineDecay:
     """The 1cycle learning rate: linear warm-up to `peak`, then cosine annealing far below the start.
 
@@ -58,13 +72,8 @@ def one_cycle(peak: float, total_steps: int) -> keras.optimizers.schedules.Cosin
         peak: The highest learning rate, reached after 30% of the steps.
         total_steps: Steps of the whole cycle; later steps stay at the end value.
     """
-    warmup = max(1, int(round(ONE_CYCLE_WARMUP_FRACTION * total_steps)))
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=peak / ONE_CYCLE_START_DIVISOR,
-        decay_steps=max(1, total_steps - warmup),
-        alpha=ONE_CYCLE_END_FRACTION,
-        warmup_target=peak,
-        warmup_steps=warmup,
+    return _warmup_then_cosine(
+        peak / ONE_CYCLE_START_DIVISOR, peak, ONE_CYCLE_END_FRACTION, ONE_CYCLE_WARMUP_FRACTION, total_steps
     )
 
 
@@ -75,14 +84,7 @@ def warmup_cosine(peak: float, total_steps: int) -> keras.optimizers.schedules.C
         peak: The highest learning rate.
         total_steps: Steps of the whole schedule; later steps stay at zero.
     """
-    warmup = max(1, int(round(COSINE_WARMUP_FRACTION * total_steps)))
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0,
-        decay_steps=max(1, total_steps - warmup),
-        alpha=0.0,
-        warmup_target=peak,
-        warmup_steps=warmup,
-    )
+    return _warmup_then_cosine(0.0, peak, 0.0, COSINE_WARMUP_FRACTION, total_steps)
 
 
 def schedule(

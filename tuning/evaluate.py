@@ -259,7 +259,7 @@ def mc_dropout_passes(model: keras.Model, x: np.ndarray, passes: int) -> np.ndar
             for layer in layers:
                 out = layer(out, training=stochastic and isinstance(layer, DROPOUT_LAYERS))
             outputs.append(out)
-        return outputs[0] if len(outputs) == 1 else keras.ops.mean(keras.ops.stack(outputs), axis=0)
+        return keras.ops.mean(keras.ops.stack(outputs), axis=0)
 
     probe = x[:8]
     if not np.allclose(keras.ops.convert_to_numpy(forward(probe, False)), model.predict(probe, verbose=0), atol=1e-5):

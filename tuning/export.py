@@ -20,7 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tuning import plots
+from tuning import evaluate, plots
 
 MODEL_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
@@ -113,9 +113,9 @@ def _swap_into_place(staging: Path, target: Path) -> None:
 
 def _architecture(model: keras.Model) -> str:
     """The numbered layers; for an ensemble, a sentence saying so and its members' shared layers."""
-    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    layers = "\n".join(f"{i}. {line}" for i, line in enumerate(_layer_lines(members[0] if members else model), 1))
-    if not members:
+    members = evaluate.members(model)
+    layers = "\n".join(f"{i}. {line}" for i, line in enumerate(_layer_lines(members[0]), 1))
+    if len(members) == 1:
         return layers
     return (f"The average of the class probabilities of {len(members)} networks (`{members[0].name}` to "
             f"`{members[-1].name}`), retrained with different seeds; each has these layers:\n\n{layers}")  # fmt: skip

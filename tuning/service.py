@@ -18,8 +18,7 @@ import secrets
 import shutil
 import sys
 import time
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -193,7 +192,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         )
         # The retraining gets its own context so that a schedule spans all of its epochs, and an
         # annealing schedule runs to its end: its gains come last, where early stopping would cut it.
-        final_hypermodel = space_class(dataclasses.replace(context, epochs=final_epochs))
+        final_hypermodel = space_class(replace(context, epochs=final_epochs))
         annealing = best_hp.values.get("lr_schedule") in ANNEALING_SCHEDULES
         final_patience = final_epochs if annealing else config.patience
         retrains = []

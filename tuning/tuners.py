@@ -215,7 +215,8 @@ def start_from_defaults(oracle: kt.Oracle) -> None:
     Hyperband, random search and Bayesian optimization's initial points all
     draw through `Oracle._random_values`; once the defaults have been tried
     (on resume too), the oracle's hash check marks them a duplicate and
-    sampling goes on as before.
+    sampling goes on as before. `OptunaOracle` samples through its study and
+    never calls `_random_values`; it enqueues the defaults there itself.
     """
     if not isinstance(oracle, kt.Oracle):
         return  # a worker's `OracleClient`: the chief's oracle draws the trials
@@ -276,20 +277,15 @@ def _hyperband(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
         **oracle_args, **common,
     )  # fmt: skip
     tuner.oracle.max_trials = config.trials
-    start_from_defaults(tuner.oracle)
     return tuner
 
 
 def _bayesian(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
-    tuner = BayesianTuner(max_trials=config.trials, **oracle_args, **common)
-    start_from_defaults(tuner.oracle)
-    return tuner
+    return BayesianTuner(max_trials=config.trials, **oracle_args, **common)
 
 
 def _random(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
-    tuner = RandomTuner(max_trials=config.trials, **oracle_args, **common)
-    start_from_defaults(tuner.oracle)
-    return tuner
+    return RandomTuner(max_trials=config.trials, **oracle_args, **common)
 
 
 def _optuna(sampler_name: str) -> TunerFactory:
@@ -329,7 +325,8 @@ def make_tuner(
         say: Where progress lines go.
         start_by: `time.time()` after which no trial starts. Defaults to None.
 
-    Objects alive at the end are exempted from garbage collection
+    The oracle's first trial is the space's defaults (`start_from_defaults`),
+    and objects alive at the end are exempted from garbage collection
     (`exempt_setup_from_gc`), so each trial's collections stay short.
     """
     factory = TUNERS.get(config.tuner)
@@ -355,6 +352,7 @@ def make_tuner(
         recycle_after=config.recycle_after,
     )
     tuner = factory(config, common, oracle_args)
+    start_from_defaults(tuner.oracle)
     exempt_setup_from_gc()
     return tuner
 
