@@ -48,11 +48,25 @@ class Deadline(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class TensorBoard(keras.callbacks.TensorBoard):
+    """Keras's `TensorBoard` without its per-batch hooks.
+
+    Keras's own runs them even with `update_freq="epoch"`: it calls
+    `tf.summary.scalar` for every log of every batch, with no writer to
+    write to. That costs about 0.1 ms a batch here, some 4% of an epoch of a
+    small MNIST model at batch size 128. The class keeps its name because
+    Keras Tuner recognizes `TensorBoard` callbacks by name, to give each
+    trial its own directory and HParams session.
+    """
+
+    on_train_batch_begin = keras.callbacks.Callback.on_train_batch_begin
+    on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
+    on_test_batch_begin = keras.callbacks.Callback.on_test_batch_begin
+
+
 def tensorboard(log_dir: Path) -> keras.callbacks.TensorBoard:
-    """Epoch-level scalars only: no graph, no histograms, no profiler, so logging stays cheap."""
-    return keras.callbacks.TensorBoard(
-        log_dir=str(log_dir), write_graph=False, histogram_freq=0, profile_batch=0, update_freq="epoch"
-    )
+    """Epoch-level scalars only: no graph, no histograms, no profiler, no per-batch hook, so logging stays cheap."""
+    return TensorBoard(log_dir=str(log_dir), write_graph=False, histogram_freq=0, profile_batch=0, update_freq="epoch")
 
 
 def search_callbacks(patience: int, log_dir: Path, deadline: float | None = None) -> list[keras.callbacks.Callback]:
