@@ -1,7 +1,7 @@
 """Benchmarks: accuracy and time to accuracy against baselines, training overhead, memory.
 
     python -m bench.run {accuracy,overhead,memory,all} --data-dir DIR [--budget-minutes M]
-                        [--datasets mnist,cifar10] [--seeds 1]
+                        [--datasets mnist,cifar10] [--seeds 1] [--first-seed 0]
 
 Every method runs in a fresh process of this interpreter, one after the
 other, on the same data, the same split (the service's: the last 5,000
@@ -352,7 +352,7 @@ def _subprocess(argv: list[str], timeout: float) -> int:
 def accuracy(args) -> list[dict]:
     results = []
     for dataset in args.datasets:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for method in args.methods:
                 out = args.results / f"accuracy-{dataset}-{method}-seed{seed}.json"
                 print(f"[bench] {dataset} {method} seed {seed}: budget {args.budget_minutes} min", flush=True)
@@ -457,15 +457,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--datasets", default="mnist,cifar10")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed .. first-seed + seeds - 1")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON and RESULTS.md go (default bench/results)")
     parser.add_argument("--readme", type=Path, default=README, help="the README whose Performance section is rewritten")
     args = parser.parse_args(argv)
     args.datasets = [d for d in args.datasets.split(",") if d]
     args.methods = [m for m in args.methods.split(",") if m]
     unknown = [m for m in args.methods if m not in METHODS]
-    if unknown or args.budget_minutes <= 0 or args.seeds < 1:
-        print(f"bench.run: error: methods must be among {', '.join(METHODS)}, budget > 0 and seeds >= 1, "
-              f"but got methods={args.methods}, budget_minutes={args.budget_minutes}, seeds={args.seeds}", file=sys.stderr)  # fmt: skip
+    if unknown or args.budget_minutes <= 0 or args.seeds < 1 or args.first_seed < 0:
+        print(f"bench.run: error: methods must be among {', '.join(METHODS)}, budget > 0, seeds >= 1 and first seed >= 0, "
+              f"but got methods={args.methods}, budget_minutes={args.budget_minutes}, seeds={args.seeds}, "
+              f"first_seed={args.first_seed}", file=sys.stderr)  # fmt: skip
         return 2
     args.results.mkdir(parents=True, exist_ok=True)
     command = args.command = "python -m bench.run " + " ".join(argv)

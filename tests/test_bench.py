@@ -21,10 +21,12 @@ def test_bench_accuracy_and_overhead_smoke(tmp_path):
     results, readme = tmp_path / "results", tmp_path / "README.md"
     readme.write_text("# project\n\nText that must survive.\n")
     common = ["--datasets", "digits", "--results", str(results), "--readme", str(readme)]
-    done = _bench("accuracy", "--methods", "exercise-mlp,tuning", "--budget-minutes", "0.1", *common)
+    done = _bench("accuracy", "--methods", "exercise-mlp,tuning", "--budget-minutes", "0.1", "--first-seed", "1", *common)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert not list(results.glob("*seed0.json"))
     for method in ("exercise-mlp", "tuning"):
-        result = json.loads((results / f"accuracy-digits-{method}-seed0.json").read_text())
+        result = json.loads((results / f"accuracy-digits-{method}-seed1.json").read_text())
+        assert result["seed"] == 1
         assert 0.3 < result["test_accuracy"] <= 1.0
         assert result["curve"] and result["best_val_accuracy"] == max(v for _, v in result["curve"])
         assert result["wall_seconds"] < 120
@@ -36,10 +38,12 @@ def test_bench_accuracy_and_overhead_smoke(tmp_path):
     text = readme.read_text()
     assert "Text that must survive." in text and "## Performance" in text
     assert text.count("<!-- bench:start -->") == 1
-    assert "| digits | exercise-mlp | 0 |" in text and "| digits | tuning | 0 |" in text and "Overhead (digits" in text
+    assert "| digits | exercise-mlp | 1 |" in text and "| digits | tuning | 1 |" in text and "Overhead (digits" in text
 
 
 def test_bench_refuses_bad_arguments_with_one_line(tmp_path):
     done = _bench("accuracy", "--methods", "magic", "--results", str(tmp_path), "--readme", str(tmp_path / "R.md"))
     assert done.returncode == 2
     assert "methods must be among keras-tuner, exercise-mlp, strong-guess, tuning" in done.stderr
+    done = _bench("accuracy", "--first-seed", "-1", "--results", str(tmp_path), "--readme", str(tmp_path / "R.md"))
+    assert done.returncode == 2 and "first_seed=-1" in done.stderr
