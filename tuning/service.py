@@ -179,7 +179,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         best_hp = best_trial.hyperparameters
         times = trial_times.read_all(config.run_dir)
         final_seeds, final_epochs = config.final_seeds, config.final_epochs
-        per_epoch = _seconds_per_epoch(best_trial.trial_id, times, getattr(tuner, "epochs_trained", {}))
+        per_epoch = _seconds_per_epoch(best_trial.trial_id, times, tuner.epochs_trained)
         if run_end is not None and per_epoch:
             left = run_end - time.time()
             final_seeds, final_epochs = evaluate.plan_retraining(left, per_epoch, final_epochs, final_seeds)
