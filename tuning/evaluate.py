@@ -17,7 +17,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from tuning import callbacks, hparams
+from tuning import callbacks, graph_memory, hparams
 from tuning.datasets import Split
 from tuning.pipeline import EVAL_BATCH_SIZE, DatasetFeeder, SplitFeeder
 
@@ -97,6 +97,7 @@ def retrain(
         deadline: `time.time()` after which training stops, keeping the best
             epoch's weights. Defaults to None.
     """
+    graph_memory.release_finished_graphs()  # the trials' and earlier seeds' graphs
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     started = time.monotonic()

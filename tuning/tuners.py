@@ -34,7 +34,7 @@ from tuning.callbacks import OBJECTIVE
 from tuning.config import OPTUNA_TUNERS, RunConfig
 from tuning.pipeline import EVAL_BATCH_SIZE, DatasetFeeder
 from tuning.registry import Registry
-from tuning import trial_times
+from tuning import graph_memory, trial_times
 from tuning.text import format_values
 
 
@@ -145,6 +145,8 @@ class ServiceTuner:
 
     def on_trial_end(self, trial):
         seconds = time.monotonic() - self._trial_started
+        # The trial's model is finished with; without this TensorFlow keeps its weights for good.
+        graph_memory.release_finished_graphs()
         # Recorded before the oracle hears of the end, so a chief reporting the trial finds its time.
         trial_times.record(Path(self.project_dir), self.tuner_id, trial.trial_id, seconds)
         super().on_trial_end(trial)
