@@ -1,14 +1,17 @@
 """Resident memory of a bare Keras loop: fresh model, `clear_session()`, `gc.collect()`, one epoch.
 
-    python -m bench.fit_loop_memory --data-dir DIR [--variant feeder] [--fits 10]
+    python -m bench.fit_loop_memory --data-dir DIR [--variant feeder] [--fits 10] [--release]
 
 Separates TensorFlow's own per-fit growth from anything this project does:
 `numpy` feeds arrays through Keras's adapter (no project code), `feeder` and
 `feeder-once` use `tuning.pipeline` (built per fit, or once), `feeder-small`
 fits a 2x64 model instead of 2x1024, and `nofit` builds models without
-training them. It also reports how many models and kernels Python still
-holds after collection (weak references), to tell a Python leak from memory
-held by the runtime. Prints one line; writes nothing.
+training them. `--release` calls `tuning.graph_memory.release_finished_graphs()`
+before each fit, as the tuner does after each trial; without it, TensorFlow's
+gradient registry keeps every fitted model's graph and weights. It also
+reports how many models and kernels Python still holds after collection
+(weak references), to tell a Python leak from memory held by the runtime.
+Prints one line; writes nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--variant", choices=VARIANTS, default="feeder")
     parser.add_argument("--fits", type=int, default=10)
+    parser.add_argument("--release", action="store_true", help="drop finished graphs before each fit, as the tuner does")
     args = parser.parse_args(argv)
     if args.fits < 4:
         print(f"bench.fit_loop_memory: error: --fits must be at least 4, but got fits={args.fits}", file=sys.stderr)
@@ -35,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     from bench.memory import rss_mb
+    from tuning import graph_memory
     from tuning.datasets import load_dataset
     from tuning.pipeline import DatasetFeeder
 
@@ -44,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     once = (feeder.train.batches(128, shuffle=True, seed=0), feeder.val.batches(1024))
     samples, refs = [], []
     for i in range(args.fits):
+        if args.release:
+            graph_memory.release_finished_graphs()
         keras.backend.clear_session()
         gc.collect()
         model = keras.Sequential([keras.Input(data.input_shape), keras.layers.Flatten(),
@@ -61,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
         samples.append(rss_mb())
     growth = samples[-1] - samples[2]
-    print(f"{args.variant}: RSS after each fit {[round(s) for s in samples]} MB; from fit 3 to {args.fits}: "
+    print(f"{args.variant}{' --release' if args.release else ''}: RSS after each fit {[round(s) for s in samples]} MB; from fit 3 to {args.fits}: "
           f"{growth:+.0f} MB ({growth / (args.fits - 3):+.1f} MB a fit); models still alive "
           f"{sum(m() is not None for m, _ in refs)}, kernels still alive {sum(k() is not None for _, k in refs)}")  # fmt: skip
     return 0

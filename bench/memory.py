@@ -118,6 +118,16 @@ def run_keras_tuner(args, workdir: Path) -> list[float]:
     return samples
 
 
+def _commit() -> str:
+    """The checkout's short commit, so a figure can be tied to the code that produced it; "-" outside git."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parents[1],
+                              capture_output=True, text=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "-"
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else "-"
+
+
 def measure(args) -> dict:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
@@ -133,7 +143,7 @@ def measure(args) -> dict:
         "rss_mb_after_trial_3": round(third, 1), "rss_mb_after_last_trial": round(last, 1),
         "growth_mb_from_trial_3": round(last - third, 1), "wall_seconds": round(time.monotonic() - started, 1),
         "command": " ".join([Path(sys.executable).name, "-m", "bench.memory", *sys.argv[1:]]),
-        "date": time.strftime("%Y-%m-%d"),
+        "date": time.strftime("%Y-%m-%d"), "commit": _commit(),
     }  # fmt: skip
 
 

@@ -418,11 +418,13 @@ def render(command: str, results: Path = RESULTS) -> str:
                   f"**{100 * o['outside_fit_fraction']:.1f}%** of trial time (target < 3%).", ""]  # fmt: skip
     memory_files = sorted(results.glob("memory-*.json"))
     if memory_files:
-        lines += ["| memory | trials | RSS after trial 3 | RSS after last | growth (target < 150 MB) |", "| --- | --- | --- | --- | --- |"]
+        lines += ["| memory | trials | RSS after trial 3 | RSS after last | growth (target < 150 MB) | commit |",
+                  "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
         for p in memory_files:
             m = json.loads(p.read_text())
             lines.append(f"| {m['engine']} | {m['trials']} | {m['rss_mb_after_trial_3']:.0f} MB | "
-                         f"{m['rss_mb_after_last_trial']:.0f} MB | **{m['growth_mb_from_trial_3']:+.0f} MB** |")  # fmt: skip
+                         f"{m['rss_mb_after_last_trial']:.0f} MB | **{m['growth_mb_from_trial_3']:+.0f} MB** | "
+                         f"{m.get('commit', '-')} |")  # fmt: skip
         lines.append("")
     return "\n".join(lines)
 
