@@ -6,7 +6,9 @@ Each engine runs in its own process (`--engine all`, the default, starts
 one per engine) and samples its resident set size (VmRSS) after every trial.
 `tuning-workers` is `tuning` with `--workers 1 --recycle-after 10`: trials
 run in a worker process that is replaced every 10 trials, and the figure is
-the sum over the chief and its workers.
+the sum over the chief and its worker. A trial that ends while no worker is
+alive (the chief reports it after the worker has exited to be replaced) is
+recorded as null: the chief alone would read as a drop of a whole TensorFlow.
 The figure of merit is the growth from trial 3 to the last trial. Results go
 to `bench/results/memory-ENGINE.json`.
 """
@@ -34,9 +36,9 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-def tree_rss_mb() -> float:
-    """VmRSS of this process plus its children (the chief and its worker processes)."""
-    total = rss_mb()
+def tree_rss_mb() -> tuple[float, int]:
+    """VmRSS of this process plus its children's (the chief and its workers), and how many children."""
+    total, children = rss_mb(), 0
     me = str(os.getpid())
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -48,18 +50,22 @@ def tree_rss_mb() -> float:
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         if fields.get("PPid", "").strip() == me and "VmRSS" in fields:
             total += int(fields["VmRSS"].split()[0]) / 1024
-    return total
+            children += 1
+    return total, children
 
 
-def run_tuning(args, workdir: Path, workers: bool = False) -> list[float]:
+def run_tuning(args, workdir: Path, workers: bool = False) -> list[float | None]:
     from tuning import service
     from tuning.config import RunConfig
 
-    samples: list[float] = []
+    samples: list[float | None] = []
 
     def say(line: str) -> None:
-        if line.startswith("trial "):
-            samples.append(tree_rss_mb() if workers else rss_mb())
+        if line.startswith("trial ") and workers:
+            total, children = tree_rss_mb()
+            samples.append(total if children else None)
+        elif line.startswith("trial "):
+            samples.append(rss_mb())
 
     config = RunConfig(
         dataset=args.dataset, tuner="random", trials=args.trials, max_epochs=args.epochs, batch_size=256,
@@ -135,11 +141,13 @@ def measure(args) -> dict:
             samples = run_keras_tuner(args, Path(tmp))
         else:
             samples = run_tuning(args, Path(tmp), workers=args.engine == "tuning-workers")
-    third, last = samples[min(2, len(samples) - 1)], samples[-1]
+    measured = [s for s in samples if s is not None]
+    third, last = measured[min(2, len(measured) - 1)], measured[-1]
     return {
         "engine": args.engine if args.engine != "tuning-workers" else f"tuning-workers (recycle after {args.recycle_after})",
         "dataset": args.dataset, "trials": len(samples), "epochs_per_trial": args.epochs,
-        "rss_mb_after_each_trial": [round(s, 1) for s in samples],
+        "rss_mb_after_each_trial": [None if s is None else round(s, 1) for s in samples],
+        "trials_ended_with_no_worker_alive": samples.count(None),
         "rss_mb_after_trial_3": round(third, 1), "rss_mb_after_last_trial": round(last, 1),
         "growth_mb_from_trial_3": round(last - third, 1), "wall_seconds": round(time.monotonic() - started, 1),
         "command": " ".join([Path(sys.executable).name, "-m", "bench.memory", *sys.argv[1:]]),
