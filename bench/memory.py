@@ -61,10 +61,12 @@ def run_tuning(args, workdir: Path, workers: bool = False) -> list[float | None]
     samples: list[float | None] = []
 
     def say(line: str) -> None:
-        if line.startswith("trial ") and workers:
+        if not line.startswith("trial "):
+            return
+        if workers:
             total, children = tree_rss_mb()
             samples.append(total if children else None)
-        elif line.startswith("trial "):
+        else:
             samples.append(rss_mb())
 
     config = RunConfig(

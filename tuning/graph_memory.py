@@ -22,18 +22,19 @@ from __future__ import annotations
 CUSTOM_GRADIENT_PREFIX = "CustomGradient-"  # tensorflow/python/ops/custom_gradient.py names each call so
 
 
-def _gradient_registry() -> dict | None:
-    """TensorFlow's name-to-gradient-function table, or None if this TensorFlow keeps it elsewhere."""
+def _custom_gradients() -> tuple[dict, list[str]]:
+    """TensorFlow's gradient table and its per-call names; `({}, [])` where this TensorFlow has no such table."""
     from tensorflow.python.framework import ops
 
     entries = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
-    return entries if isinstance(entries, dict) else None
+    if not isinstance(entries, dict):
+        return {}, []
+    return entries, [name for name in entries if name.startswith(CUSTOM_GRADIENT_PREFIX)]
 
 
 def custom_gradient_count() -> int:
     """How many per-call custom gradients TensorFlow's registry holds now."""
-    entries = _gradient_registry()
-    return 0 if entries is None else sum(name.startswith(CUSTOM_GRADIENT_PREFIX) for name in entries)
+    return len(_custom_gradients()[1])
 
 
 def release_finished_graphs() -> int:
@@ -48,10 +49,7 @@ def release_finished_graphs() -> int:
         The number of entries dropped; 0 where TensorFlow no longer keeps
         this registry (then there is nothing to release).
     """
-    entries = _gradient_registry()
-    if entries is None:
-        return 0
-    names = [name for name in entries if name.startswith(CUSTOM_GRADIENT_PREFIX)]
+    entries, names = _custom_gradients()
     for name in names:
         del entries[name]
     return len(names)
