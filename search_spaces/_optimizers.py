@@ -11,13 +11,17 @@ against the learning rate; `as_stock()` swaps it for a plain `SGD` before export
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import keras
 import keras_tuner as kt
 from keras import ops
 
-OPTIMIZERS = ("adam", "nadam", "adamw", "sgd", "rmsprop")
+# Keras 3 gives every optimizer decoupled weight decay (`weight_decay`), so AdamW is Adam
+# with the shared `weight_decay` hyperparameter above zero, not a choice of its own.
+OPTIMIZERS = ("adam", "nadam", "sgd", "rmsprop")
+# Decoupled: each step shrinks weights by `weight_decay * learning_rate`; 0 turns it off.
+WEIGHT_DECAYS = (0.0, 1e-4, 1e-3, 1e-2, 5e-2)
 SCHEDULES = ("constant", "exponential", "cosine", "1cycle")
 # Schedules that end near zero after a set number of epochs: stopping them early wastes their last, best epochs.
 ANNEALING_SCHEDULES = ("cosine", "1cycle")
@@ -179,7 +183,8 @@ class OneCycleSGD(keras.optimizers.SGD):
     def as_stock(self) -> keras.optimizers.SGD:
         """A plain `SGD` at this optimizer's settings, for models that must load with Keras alone."""
         return keras.optimizers.SGD(
-            learning_rate=self._learning_rate, momentum=self.momentum, nesterov=self.nesterov
+            learning_rate=self._learning_rate, momentum=self.momentum, nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
         )
 
     def get_config(self):
@@ -193,43 +198,41 @@ def optimizer(
     steps_per_epoch: int,
     epochs: int,
     choices: Sequence[str] = OPTIMIZERS,
-    default: str = "adam",
+    defaults: Optional[Mapping[str, Any]] = None,
     learning_rate_bounds: Optional[tuple[float, float]] = None,
-    default_learning_rate: float = 1e-3,
 ) -> keras.optimizers.Optimizer:
-    """Declares the optimizer, its learning rate and schedule, and its key parameters.
+    """Declares the optimizer, its learning rate and schedule, weight decay, and its key parameters.
 
     Args:
         hp: The trial's hyperparameters.
         steps_per_epoch: Batches per epoch, for schedules.
         epochs: Epochs a schedule spans.
         choices: Optimizer names to search. Defaults to all of `OPTIMIZERS`.
-        default: The first value tried. Defaults to `"adam"`.
+        defaults: First values tried, by hyperparameter name (`optimizer`,
+            `learning_rate`, `lr_schedule`, `weight_decay`, `beta_1`).
+            Defaults to None: Adam at 1e-3, cosine, no weight decay.
         learning_rate_bounds: See `learning_rate`. Defaults to None.
-        default_learning_rate: The first learning rate tried. Defaults to 1e-3.
     """
-    name = hp.Choice("optimizer", list(choices), default=default)
-    peak = learning_rate(hp, learning_rate_bounds, default_learning_rate)
-    lr = schedule(hp, peak, steps_per_epoch, epochs)
+    defaults = defaults or {}
+    name = hp.Choice("optimizer", list(choices), default=defaults.get("optimizer", "adam"))
+    peak = learning_rate(hp, learning_rate_bounds, defaults.get("learning_rate", 1e-3))
+    lr = schedule(hp, peak, steps_per_epoch, epochs, default=defaults.get("lr_schedule", "cosine"))
+    decay = hp.Choice("weight_decay", list(WEIGHT_DECAYS), default=defaults.get("weight_decay", 0.0)) or None
     if name == "sgd":
         with hp.conditional_scope("optimizer", ["sgd"]):
             momentum = hp.Choice("momentum", [0.0, 0.9, 0.95, 0.99], default=0.9)
             nesterov = hp.Boolean("nesterov", default=True)
         if hp.get("lr_schedule") == "1cycle" and momentum > 0:
-            return OneCycleSGD(lr, peak_learning_rate=peak, momentum=momentum, nesterov=nesterov)
-        return keras.optimizers.SGD(learning_rate=lr, momentum=momentum, nesterov=nesterov)
+            return OneCycleSGD(lr, peak_learning_rate=peak, momentum=momentum, nesterov=nesterov, weight_decay=decay)
+        return keras.optimizers.SGD(learning_rate=lr, momentum=momentum, nesterov=nesterov, weight_decay=decay)
     if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=lr)
-    adam_family = [n for n in ("adam", "nadam", "adamw") if n in choices]
+        return keras.optimizers.RMSprop(learning_rate=lr, weight_decay=decay)
+    adam_family = [n for n in ("adam", "nadam") if n in choices]
     with hp.conditional_scope("optimizer", adam_family):
-        beta_1 = hp.Choice("beta_1", [0.85, 0.9, 0.95], default=0.9)
-    if name == "adamw":
-        with hp.conditional_scope("optimizer", ["adamw"]):
-            decay = hp.Float("weight_decay", 1e-5, 1e-2, sampling="log", default=1e-4)
-        return keras.optimizers.AdamW(learning_rate=lr, beta_1=beta_1, weight_decay=decay)
+        beta_1 = hp.Choice("beta_1", [0.85, 0.9, 0.95], default=defaults.get("beta_1", 0.9))
     if name == "nadam":
-        return keras.optimizers.Nadam(learning_rate=lr, beta_1=beta_1)
-    return keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1)
+        return keras.optimizers.Nadam(learning_rate=lr, beta_1=beta_1, weight_decay=decay)
+    return keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1, weight_decay=decay)
 
 
 def steps_per_epoch(train_size: int, batch_size: int) -> int:

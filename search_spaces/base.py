@@ -1,15 +1,17 @@
 """What every search space shares: the context it is built for, and its base class.
 
-Owns: `SpaceContext` (what a space may know about the data) and
-`SearchSpace`, a Keras Tuner `HyperModel` that declares the batch size and
-compiles for integer-labelled classification. Does not own: files, the CLI,
-tuners or data loading.
+Owns: `SpaceContext` (what a space may know about the data), and
+`SearchSpace`, a Keras Tuner `HyperModel` that declares what every space
+shares (batch size, training-only input augmentation, label smoothing, the
+optimizer) with per-profile defaults ("grey" digits against "colour"
+photos), and compiles for integer-labelled classification. Does not own:
+files, the CLI, tuners or data loading.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import keras
 import keras_tuner as kt
@@ -18,6 +20,15 @@ import numpy as np
 from search_spaces import _optimizers
 
 BATCH_SIZES = (64, 128, 256, 512)
+# Random shifts of the input, in pixels: a few pixels is the classic augmentation for small images.
+TRANSLATE_PIXELS = (0, 1, 2, 3, 4)
+LABEL_SMOOTHING = (0.0, 0.05, 0.1)
+# What every space starts from, by profile; a space's own PRIORS are laid over these.
+# The values were measured on this project's 2-core machine (see the README's Performance section).
+SHARED_PRIORS: Mapping[str, Mapping[str, Any]] = {
+    "grey": {"translate": 2, "label_smoothing": 0.0, "batch_size": 128},
+    "colour": {"translate": 3, "flip": True, "label_smoothing": 0.0, "batch_size": 128},
+}
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,8 @@ class SpaceContext:
             hyperparameter; None keeps the space's own range. Defaults to None.
         train_size: Examples in the training split, for schedules. Defaults to 1.
         epochs: Epochs one learning-rate schedule spans. Defaults to 1.
+        mirror_invariant: Whether a left-right mirrored example keeps its
+            label, which allows flips as augmentation. Defaults to False.
     """
 
     input_shape: tuple[int, ...]
@@ -46,7 +59,23 @@ class SpaceContext:
     learning_rate_bounds: Optional[tuple[float, float]] = None
     train_size: int = 1
     epochs: int = 1
+    mirror_invariant: bool = False
 
+    @property
+    def image_shape(self) -> Optional[tuple[int, int, int]]:
+        """`(height, width, channels)` when examples are images (2-D, or 3-D with 1 or 3 channels), else None."""
+        shape = tuple(self.input_shape)
+        if len(shape) == 2:
+            return (shape[0], shape[1], 1)
+        if len(shape) == 3 and shape[-1] in (1, 3):
+            return shape  # type: ignore[return-value]
+        return None
+
+    @property
+    def profile(self) -> str:
+        """`"colour"` for 3-channel images (photos), else `"grey"` (digits, and anything not an image)."""
+        image = self.image_shape
+        return "colour" if image is not None and image[-1] == 3 else "grey"
 
     @classmethod
     def for_dataset(cls, dataset, **options) -> "SpaceContext":
@@ -59,6 +88,7 @@ class SpaceContext:
             feature_mean=mean,
             feature_var=var,
             train_size=len(dataset.train),
+            mirror_invariant=bool(getattr(dataset, "mirror_invariant", False)),
             **options,
         )
 
@@ -67,9 +97,12 @@ class SearchSpace(kt.HyperModel):
     """Base class of the registered spaces.
 
     Subclasses implement `build_network(hp) -> keras.Model` (uncompiled, with
-    a softmax output) and may set `DEFAULT_OPTIMIZER`, `DEFAULT_LEARNING_RATE`
-    and `OPTIMIZERS`. The defaults are the search's first trial.
-    `build` adds the batch size, the optimizer and its schedule, and compiles.
+    a softmax output; `self.inputs_and_augmentation(hp)` gives its first
+    layers) and may set `DEFAULT_OPTIMIZER`, `DEFAULT_LEARNING_RATE`,
+    `OPTIMIZERS` and `PRIORS`. The defaults are the search's first trial:
+    `PRIORS[context.profile]` over `SHARED_PRIORS`, read with `self.default`.
+    `build` adds the batch size, label smoothing, the optimizer and its
+    schedule, and compiles.
 
     Args:
         context: The problem the space is built for.
@@ -78,31 +111,76 @@ class SearchSpace(kt.HyperModel):
     DEFAULT_OPTIMIZER = "adam"
     DEFAULT_LEARNING_RATE = 1e-3
     OPTIMIZERS: tuple[str, ...] = _optimizers.OPTIMIZERS
+    PRIORS: Mapping[str, Mapping[str, Any]] = {}
 
     def __init__(self, context: SpaceContext) -> None:
         super().__init__(name=type(self).__name__)
         self.context = context
+        self.defaults: dict[str, Any] = {
+            "optimizer": self.DEFAULT_OPTIMIZER,
+            "learning_rate": self.DEFAULT_LEARNING_RATE,
+            **SHARED_PRIORS.get(context.profile, {}),
+            **self.PRIORS.get(context.profile, {}),
+        }
+
+    def default(self, name: str, fallback: Any) -> Any:
+        """The first value tried for `name` on this context's profile, else `fallback`."""
+        return self.defaults.get(name, fallback)
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
-        batch_size = declare_batch_size(hp, self.context.batch_size)
+        batch_size = declare_batch_size(hp, self.context.batch_size, self.default("batch_size", 128))
         model = self.build_network(hp)
+        smoothing = hp.Choice("label_smoothing", list(LABEL_SMOOTHING), default=self.default("label_smoothing", 0.0))
         model.compile(
             optimizer=_optimizers.optimizer(
                 hp,
                 steps_per_epoch=_optimizers.steps_per_epoch(self.context.train_size, batch_size),
                 epochs=self.context.epochs,
                 choices=self.OPTIMIZERS,
-                default=self.DEFAULT_OPTIMIZER,
+                defaults=self.defaults,
                 learning_rate_bounds=self.context.learning_rate_bounds,
-                default_learning_rate=self.DEFAULT_LEARNING_RATE,
             ),
-            loss="sparse_categorical_crossentropy",
+            loss=SparseSmoothedCrossentropy(smoothing) if smoothing else "sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
         return model
 
     def build_network(self, hp: kt.HyperParameters) -> keras.Model:
         raise NotImplementedError
+
+    def inputs_and_augmentation(self, hp: kt.HyperParameters) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+        """The model's input and its flattened, training-only augmented features.
+
+        Declares `translate` (random shifts of up to that many pixels, for
+        images at least 8 pixels on a side) and, where the context says a
+        mirrored example keeps its label, `flip` (random left-right flips;
+        never declared for digits). Keras's random preprocessing layers pass
+        inputs through unchanged at inference, so the exported model predicts
+        as if they were absent, and loads with Keras alone.
+
+        Returns:
+            `(inputs, flat)`: the `keras.Input` and the flattened features.
+        """
+        inputs = keras.Input(shape=self.context.input_shape, name="image")
+        x = inputs
+        image = self.context.image_shape
+        if image is not None and min(image[:2]) >= 8:
+            largest = min(image[:2]) // 8
+            pixels = hp.Choice(
+                "translate", [p for p in TRANSLATE_PIXELS if p <= largest],
+                default=min(self.default("translate", 0), largest),
+            )  # fmt: skip
+            flip = self.context.mirror_invariant and hp.Boolean("flip", default=self.default("flip", False))
+            if pixels or flip:
+                if tuple(self.context.input_shape) != image:
+                    x = keras.layers.Reshape(image)(x)
+                if flip:
+                    x = keras.layers.RandomFlip("horizontal", name="augment_flip")(x)
+                if pixels:
+                    x = keras.layers.RandomTranslation(
+                        pixels / image[0], pixels / image[1], fill_mode="constant", name="augment_translate"
+                    )(x)
+        return inputs, keras.layers.Flatten()(x)
 
     def standardizer(self) -> keras.layers.Layer:
         """A `Normalization` layer holding the training-split statistics.
@@ -134,11 +212,36 @@ def default_values(space: kt.HyperParameters) -> dict:
     return dict(chosen.values)
 
 
-def declare_batch_size(hp: kt.HyperParameters, fixed: Optional[int]) -> int:
+def declare_batch_size(hp: kt.HyperParameters, fixed: Optional[int], default: int = 128) -> int:
     """Declares the `batch_size` hyperparameter: fixed when given, else tuned.
 
     The tuner reads it back from the trial to batch the data.
     """
     if fixed is not None:
         return hp.Fixed("batch_size", int(fixed))
-    return hp.Choice("batch_size", list(BATCH_SIZES), default=128)
+    return hp.Choice("batch_size", list(BATCH_SIZES), default=default)
+
+
+@keras.saving.register_keras_serializable(package="tuning")
+class SparseSmoothedCrossentropy(keras.losses.Loss):
+    """Cross-entropy against integer labels, smoothed towards the uniform distribution.
+
+    Keras's `SparseCategoricalCrossentropy` has no `label_smoothing`; this
+    one-hot encodes the labels and calls Keras's categorical cross-entropy,
+    which has. It is a training loss only: the export is saved uncompiled.
+
+    Args:
+        label_smoothing: Share of the target mass spread over all classes.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "sparse_smoothed_crossentropy", **kwargs) -> None:
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        one_hot = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}

@@ -19,8 +19,7 @@ class DeepSpace(SearchSpace):
     DEFAULT_OPTIMIZER = "nadam"
 
     def build_network(self, hp: kt.HyperParameters) -> keras.Model:
-        inputs = keras.Input(shape=self.context.input_shape, name="image")
-        x = keras.layers.Flatten()(inputs)
+        inputs, x = self.inputs_and_augmentation(hp)
         if hp.Boolean("standardize", default=True):
             x = self.standardizer()(x)
         depth = hp.Int("num_layers", 10, 30, step=5, default=20)

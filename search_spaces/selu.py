@@ -24,8 +24,8 @@ class SeluSpace(SearchSpace):
     DEFAULT_OPTIMIZER = "nadam"
 
     def build_network(self, hp: kt.HyperParameters) -> keras.Model:
-        inputs = keras.Input(shape=self.context.input_shape, name="image")
-        x = self.standardizer()(keras.layers.Flatten()(inputs))
+        inputs, x = self.inputs_and_augmentation(hp)
+        x = self.standardizer()(x)
         depth = hp.Int("num_layers", 1, MAX_LAYERS, sampling="log", default=4)
         alpha_dropout = hp.Float("alpha_dropout", 0.0, 0.2, step=0.05, default=0.05)
         for i in range(depth):

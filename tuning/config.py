@@ -71,8 +71,13 @@ class RunConfig:
             and is replaced by a fresh one, which hands its memory back to
             the system. Defaults to None (never).
         time_budget: Wall-clock minutes for the whole run: no trial starts
-            after 60% of it, running trials stop at 75%, and the retraining
-            stops at 100% keeping its best epoch. Defaults to None (no limit).
+            after `search_share` of it, running trials stop soon after, and
+            the retraining stops at 100% keeping its best epoch. Defaults to
+            None (no limit).
+        local_share: The share of new configurations, once 10 trials have
+            finished, that are local moves of the best so far (one or two
+            hyperparameters moved); the rest are the tuner's own. 0 leaves
+            all but the first (the space's defaults) to the tuner. Defaults to 0.5.
         checkpoint_root: Where runs keep their search state and export. Defaults to `checkpoints`.
         log_root: Where runs keep their TensorBoard logs. Defaults to `logs`.
         command: The command line that produced this config, for provenance.
@@ -105,6 +110,7 @@ class RunConfig:
     threads: Optional[int] = None
     recycle_after: Optional[int] = None
     time_budget: Optional[float] = None
+    local_share: float = 0.5
     checkpoint_root: str = "checkpoints"
     log_root: str = "logs"
     command: tuple[str, ...] = field(default=(), compare=False)
@@ -138,6 +144,8 @@ class RunConfig:
                         f"but got tuner={self.tuner!r}"
                     )
         self._check_distribution()
+        if not 0.0 <= self.local_share <= 1.0:
+            raise UsageError(f"--local-share must be between 0 and 1, but got local_share={self.local_share}")
         if self.time_budget is not None and not self.time_budget > 0:
             raise UsageError(f"--time-budget must be greater than 0 minutes, but got time_budget={self.time_budget}")
         if self.name is not None:

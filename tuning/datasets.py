@@ -57,6 +57,8 @@ class Dataset:
         test: The official test set; touched once, by the final evaluation.
         class_names: One name per class index.
         source: Where the arrays came from, for provenance.
+        mirror_invariant: Whether a left-right mirrored image keeps its label
+            (photos of objects: yes; digits: no). Defaults to False.
     """
 
     name: str
@@ -65,6 +67,7 @@ class Dataset:
     test: Split
     class_names: tuple[str, ...]
     source: str = ""
+    mirror_invariant: bool = False
     _stats: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -119,6 +122,8 @@ class DatasetSpec:
         class_names: One name per class.
         val_size: Examples taken from the end of the training set for validation.
         max_value: The raw value that maps to 1.0 (255 for 8-bit images).
+        mirror_invariant: Whether a left-right mirrored image keeps its label,
+            so that spaces may augment with horizontal flips. Defaults to False.
     """
 
     load: Callable[[Optional[Path]], RawData]
@@ -126,6 +131,7 @@ class DatasetSpec:
     class_names: tuple[str, ...]
     val_size: int
     max_value: float = 255.0
+    mirror_invariant: bool = False
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -163,6 +169,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
         test=Split(x_test, raw.y_test.astype(np.int32)),
         class_names=spec.class_names,
         source=raw.source,
+        mirror_invariant=spec.mirror_invariant,
     )
 
 
@@ -394,5 +401,5 @@ CIFAR10_NAMES = (
 )  # fmt: skip
 
 DATASETS.register("mnist", DatasetSpec(_load_mnist, (28, 28), DIGIT_NAMES, val_size=5000))
-DATASETS.register("cifar10", DatasetSpec(_load_cifar10, (32, 32, 3), CIFAR10_NAMES, val_size=5000))
+DATASETS.register("cifar10", DatasetSpec(_load_cifar10, (32, 32, 3), CIFAR10_NAMES, val_size=5000, mirror_invariant=True))
 DATASETS.register("digits", DatasetSpec(_load_digits, (8, 8), DIGIT_NAMES, val_size=300, max_value=16.0))

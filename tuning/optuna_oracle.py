@@ -23,6 +23,7 @@ import optuna
 from keras_tuner.src.engine import hyperparameters as hp_module
 
 from search_spaces.base import default_values
+from tuning import proposals
 from tuning.errors import UsageError
 from tuning.registry import Registry
 
@@ -126,10 +127,18 @@ class OptunaOracle(kt.Oracle):
             raise UsageError(f"cannot open the Optuna storage {storage!r}: {type(error).__name__}: {error}") from None
         self._numbers: dict[str, int] = {}  # Keras Tuner trial id -> Optuna trial number
         self.pruned: dict[str, int] = {}  # trial id -> epochs trained when pruned
+        # Set by `tuning.proposals.install`; without it a fresh study still starts from the defaults.
+        self.local_search: Optional[proposals.LocalSearch] = None
 
     def populate_space(self, trial_id: str) -> dict:
-        if not self.study.trials:  # a fresh study starts from the space's defaults, as Keras Tuner's oracles do here
-            self.study.enqueue_trial(default_values(self.hyperparameters))
+        # A proposal is enqueued, not forced: the study records it as one of its own
+        # trials, so the sampler learns from it and `optuna trials` shows it.
+        if self.local_search is not None:
+            proposal = proposals.propose_for(self, self.local_search)
+        else:
+            proposal = None if self.study.trials else default_values(self.hyperparameters)
+        if proposal is not None:
+            self.study.enqueue_trial(proposal, skip_if_exists=True)
         optuna_trial = self.study.ask()
         optuna_trial.set_user_attr(KT_TRIAL_ATTR, trial_id)
         hps = hp_module.HyperParameters()

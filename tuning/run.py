@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="TensorFlow CPU threads for this process (default: all cores)")
     parser.add_argument("--recycle-after", type=int, help="replace a worker process by a fresh one after this many trials, returning its memory (default never)")
     parser.add_argument("--time-budget", type=float, help="wall-clock minutes for the whole run: no trial starts after 60%%, the retraining ends at 100%% (default no limit)")
+    parser.add_argument("--local-share", type=float, default=RunConfig.local_share, help=f"share of new trials, once 10 have finished, that are local moves of the best so far; 0 leaves them to the tuner (default {RunConfig.local_share})")
     parser.add_argument("--checkpoint-root", default="checkpoints", help=argparse.SUPPRESS)
     parser.add_argument("--log-root", default="logs", help=argparse.SUPPRESS)
     parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
@@ -90,6 +91,7 @@ def parse_config(argv: Sequence[str]) -> tuple[RunConfig, bool]:
         threads=args.threads,
         recycle_after=args.recycle_after,
         time_budget=args.time_budget,
+        local_share=args.local_share,
         checkpoint_root=args.checkpoint_root,
         log_root=args.log_root,
         command=("python", "-m", PROG, *argv),

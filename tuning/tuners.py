@@ -29,12 +29,12 @@ from keras_tuner.src.engine import conditions as _kt_conditions
 from keras_tuner.src import utils as _kt_utils
 
 from search_spaces._optimizers import StepOffset, steps_per_epoch
-from search_spaces.base import default_values
 from tuning.callbacks import OBJECTIVE
 from tuning.config import OPTUNA_TUNERS, RunConfig
 from tuning.pipeline import EVAL_BATCH_SIZE, DatasetFeeder
 from tuning.registry import Registry
-from tuning import graph_memory, trial_times
+from tuning import graph_memory, proposals, trial_times
+from tuning.proposals import LocalSearch
 from tuning.text import format_values
 
 
@@ -211,26 +211,6 @@ def continue_schedule(model: keras.Model, hp: kt.HyperParameters, train_size: in
         optimizer.learning_rate = StepOffset(schedule, steps)
 
 
-def start_from_defaults(oracle: kt.Oracle) -> None:
-    """Makes the oracle's first random draw the space's default configuration.
-
-    Hyperband, random search and Bayesian optimization's initial points all
-    draw through `Oracle._random_values`; once the defaults have been tried
-    (on resume too), the oracle's hash check marks them a duplicate and
-    sampling goes on as before. `OptunaOracle` samples through its study and
-    never calls `_random_values`; it enqueues the defaults there itself.
-    """
-    if not isinstance(oracle, kt.Oracle):
-        return  # a worker's `OracleClient`: the chief's oracle draws the trials
-    draw = oracle._random_values
-
-    def defaults_first():
-        defaults = default_values(oracle.hyperparameters)
-        return draw() if oracle._duplicate(defaults) else defaults
-
-    oracle._random_values = defaults_first
-
-
 def stop_starting_trials(oracle: kt.Oracle) -> None:
     """Makes the oracle answer STOPPED from now on, through its own `max_trials` check.
 
@@ -241,7 +221,58 @@ def stop_starting_trials(oracle: kt.Oracle) -> None:
     oracle.max_trials = min(oracle.max_trials or started, started)
 
 
-class HyperbandTuner(ServiceTuner, kt.Hyperband):
+class FittedHyperbandOracle(kt.oracles.HyperbandOracle):
+    """Keras Tuner's Hyperband oracle, with brackets that fit the trial cap and best trials ranked at equal training.
+
+    Keras Tuner always opens with its most aggressive bracket: for
+    `max_epochs=10` that is 12 configurations of 2 epochs, 4 promoted to 4
+    epochs and 2 to 10, 18 trials. Under a cap of 10 trials no promotion
+    would ever happen and every trial would be judged after 2 epochs. Here
+    the brackets start at the most aggressive one whose trials all fit
+    under the cap, so promotions happen; and `get_best_trials` ranks trials
+    trained for more epochs first (by score within the same epochs), so a
+    configuration that needs 10 epochs never loses to one that only leads
+    after 2.
+
+    Args:
+        trial_cap: The run's trial cap.
+        **kwargs: Passed to `keras_tuner.oracles.HyperbandOracle`.
+    """
+
+    def __init__(self, *args, trial_cap: int, **kwargs) -> None:
+        self._trial_cap = trial_cap
+        super().__init__(*args, **kwargs)
+
+    def _get_num_brackets(self) -> int:
+        most = super()._get_num_brackets()
+        for brackets in range(most, 1, -1):
+            if self.bracket_trials(brackets - 1) <= self._trial_cap:
+                return brackets
+        return 1
+
+    def bracket_trials(self, bracket_num: int) -> int:
+        """Trials one bracket runs: its first round's configurations plus every promotion."""
+        return sum(self._get_size(bracket_num, r) for r in range(self._get_num_rounds(bracket_num)))
+
+    def bracket_plan(self, bracket_num: int) -> list[tuple[int, int]]:
+        """`(configurations, epochs)` of each round of a bracket."""
+        return [(self._get_size(bracket_num, r), self._get_epochs(bracket_num, r))
+                for r in range(self._get_num_rounds(bracket_num))]  # fmt: skip
+
+    def get_best_trials(self, num_trials: int = 1):
+        ranked = super().get_best_trials(len(self.trials))
+        # A stable sort: most epochs first, the oracle's score order within the same epochs.
+        return sorted(ranked, key=lambda t: -int(t.hyperparameters.values.get("tuner/epochs") or 0))[:num_trials]
+
+
+class _HyperbandOverOracle(kt.Hyperband):
+    """Keras Tuner's Hyperband tuner (epochs per trial, weights of promoted trials) over a given oracle."""
+
+    def __init__(self, oracle: kt.Oracle, **kwargs) -> None:
+        kt.Tuner.__init__(self, oracle=oracle, **kwargs)
+
+
+class HyperbandTuner(ServiceTuner, _HyperbandOverOracle):
     """Keras Tuner's Hyperband, fed and reported by the service."""
 
     def _checkpoints_needed_to_resume(self) -> set[str]:
@@ -274,16 +305,22 @@ class OptunaTuner(ServiceTuner, kt.Tuner):
 def _hyperband(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
     # Hyperband has no max_trials: let it sweep as often as it likes and cap
     # it through the oracle's generic max_trials check in create_trial.
-    tuner = HyperbandTuner(
+    oracle = FittedHyperbandOracle(
         max_epochs=config.max_epochs, factor=HYPERBAND_FACTOR, hyperband_iterations=10_000,
-        **oracle_args, **common,
+        trial_cap=config.trials, **oracle_args,
     )  # fmt: skip
-    tuner.oracle.max_trials = config.trials
-    return tuner
+    oracle.max_trials = config.trials
+    return HyperbandTuner(oracle=oracle, **common)
+
+
+# Keras Tuner's default is 3 points per hyperparameter: over 100 for `dense`, so a
+# 50-trial Bayesian search would never leave its random start.
+BAYESIAN_INITIAL_SHARE = 0.2
 
 
 def _bayesian(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
-    return BayesianTuner(max_trials=config.trials, **oracle_args, **common)
+    initial = max(3, int(BAYESIAN_INITIAL_SHARE * config.trials))
+    return BayesianTuner(max_trials=config.trials, num_initial_points=initial, **oracle_args, **common)
 
 
 def _random(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
@@ -327,8 +364,9 @@ def make_tuner(
         say: Where progress lines go.
         start_by: `time.time()` after which no trial starts. Defaults to None.
 
-    The oracle's first trial is the space's defaults (`start_from_defaults`),
-    and objects alive at the end are exempted from garbage collection
+    The oracle's first trial is the space's defaults, and a growing share of
+    later ones are local moves of the best so far (`tuning.proposals`,
+    `config.local_share`); objects alive at the end are exempted from garbage collection
     (`exempt_setup_from_gc`), so each trial's collections stay short.
     """
     factory = TUNERS.get(config.tuner)
@@ -354,7 +392,7 @@ def make_tuner(
         recycle_after=config.recycle_after,
     )
     tuner = factory(config, common, oracle_args)
-    start_from_defaults(tuner.oracle)
+    proposals.install(tuner.oracle, LocalSearch(share=config.local_share, seed=seed))
     exempt_setup_from_gc()
     return tuner
 
