@@ -48,3 +48,43 @@ def test_tensorboard_summaries_grow_with_batches_only_in_keras_own(make, per_bat
 
 def test_tensorboard_keeps_the_name_keras_tuner_looks_for(tmp_path):
     assert type(callbacks.tensorboard(tmp_path)).__name__ == "TensorBoard"
+
+
+def stopped_after(accuracies, losses, patience) -> tuple[int, int]:
+    """Epochs run and the best epoch (0-based) for a scripted validation history."""
+    stopper = callbacks.early_stopping(patience, restore_best_weights=False)
+    stopper.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    stopper.model.stop_training = False  # as `fit` sets it
+    stopper.on_train_begin()
+    for epoch, (accuracy, loss) in enumerate(zip(accuracies, losses)):
+        stopper.on_epoch_end(epoch, {"val_accuracy": accuracy, "val_loss": loss})
+        if stopper.model.stop_training:
+            return epoch + 1, stopper.best_epoch
+    return len(accuracies), stopper.best_epoch
+
+
+def test_tied_accuracy_does_not_stop_a_training_whose_loss_still_falls():
+    # Accuracy stuck at 0.9 for four epochs while the loss keeps falling: keep going.
+    epochs, best = stopped_after([0.8, 0.9, 0.9, 0.9, 0.9, 0.9], [0.64, 0.5, 0.4, 0.3, 0.21, 0.2], patience=2)
+    assert epochs == 6
+    assert best == 5  # equal accuracy, lowest loss
+
+
+def test_stops_when_neither_accuracy_nor_loss_improves():
+    epochs, best = stopped_after([0.8, 0.9, 0.85, 0.86, 0.87, 0.95], [0.5, 0.4, 0.45, 0.46, 0.47, 0.1], patience=2)
+    assert epochs == 4 and best == 1  # epochs 2 and 3 improve neither
+    assert stopped_after([0.8, 0.7, 0.6], [0.5, 0.6, 0.7], patience=0) == (2, 0)
+
+
+def test_the_best_weights_are_restored():
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    stopper = callbacks.early_stopping(1, restore_best_weights=True)
+    stopper.set_model(model)
+    stopper.on_train_begin()
+    kept = [w.copy() for w in model.get_weights()]
+    stopper.on_epoch_end(0, {"val_accuracy": 0.9, "val_loss": 0.3})
+    model.set_weights([w + 1 for w in model.get_weights()])
+    stopper.on_epoch_end(1, {"val_accuracy": 0.8, "val_loss": 0.4})
+    stopper.on_train_end()
+    for now, before in zip(model.get_weights(), kept):
+        np.testing.assert_array_equal(now, before)

@@ -76,12 +76,13 @@ def test_spread():
 
 @pytest.mark.parametrize("left, per_epoch, epochs, seeds, expected", [
     (1000, 1.0, 30, 3, (3, 30)),   # everything fits
-    (300, 1.0, 30, 3, (3, 30)),    # 270 usable: 3 x 30 epochs is 90 per seed
-    (60, 1.0, 30, 3, (3, 18)),     # 54 usable: three seeds of 18 epochs
-    (30, 1.0, 30, 3, (2, 13)),     # 27 usable: three seeds would get 9 < 10 epochs
-    (5, 1.0, 30, 3, (1, 4)),       # not even 10 epochs: one seed of what fits
+    (1000, 1.0, 30, 8, (8, 30)),   # 900 usable: room for all 8 full-length seeds
+    (300, 1.0, 30, 8, (8, 30)),    # 270 usable: 9 would fit, 8 asked
+    (200, 1.0, 30, 8, (6, 30)),    # 180 usable: 6 full-length seeds, not 8 shortened ones
+    (60, 1.0, 30, 3, (1, 30)),     # 54 usable: one full-length seed rather than three of 18 epochs
+    (30, 1.0, 30, 3, (1, 27)),     # 27 usable: a lone seed is shortened to what fits
     (0, 1.0, 30, 3, (1, 1)),       # one epoch at least
-    (100, 1.0, 5, 3, (3, 5)),      # fewer epochs asked than the floor of 10
+    (100, 1.0, 5, 3, (3, 5)),      # short retrainings: all seeds
 ])  # fmt: skip
 def test_plan_retraining_fits_the_time_left(left, per_epoch, epochs, seeds, expected):
     assert evaluate.plan_retraining(left, per_epoch, epochs, seeds) == expected

@@ -1,4 +1,5 @@
-"""The tuners start from the space's defaults, then sample as before; promoted Hyperband trials
+"""The tuners start from the space's defaults, then mix their own proposals with local moves;
+Hyperband's brackets fit the trial cap and rank trials at equal epochs; promoted Hyperband trials
 continue their schedules; building a tuner spares later trials' collections."""
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import pytest
 
 import search_spaces
 from search_spaces.base import SpaceContext, default_values
-from tuning import datasets, tuners
+from tuning import datasets, proposals, tuners
 from tuning.config import RunConfig
 from tuning.pipeline import DatasetFeeder
 from tuning.optuna_oracle import OptunaOracle
+from tuning.proposals import LocalSearch
 
 OBJECTIVE = kt.Objective("val_accuracy", "max")
 
@@ -37,22 +39,22 @@ def test_default_values_keep_only_active_hyperparameters():
     }  # fmt: skip
 
 
-def finished(oracle, trial):
-    oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+def finished(oracle, trial, score=0.5):
+    oracle.update_trial(trial.trial_id, {"val_accuracy": score})
     trial.status = "COMPLETED"
     oracle.end_trial(trial)
 
 
 @pytest.mark.parametrize("make", [
     lambda: kt.oracles.RandomSearchOracle(OBJECTIVE, max_trials=6, seed=3),
-    lambda: kt.oracles.HyperbandOracle(OBJECTIVE, max_epochs=4, seed=3),
+    lambda: tuners.FittedHyperbandOracle(OBJECTIVE, max_epochs=4, seed=3, trial_cap=50),
     lambda: kt.oracles.BayesianOptimizationOracle(OBJECTIVE, max_trials=6, seed=3),
 ], ids=["random", "hyperband", "bayesian"])  # fmt: skip
 def test_keras_tuner_oracles_try_the_defaults_first_and_once(make, tmp_path):
     oracle = make()
     oracle._set_project_dir(str(tmp_path), "p")
     oracle.update_space(small_space())
-    tuners.start_from_defaults(oracle)
+    proposals.install(oracle, LocalSearch(share=0.5, seed=0))
     drawn = []
     for i in range(4):
         trial = oracle.create_trial(f"t{i}")
@@ -62,7 +64,7 @@ def test_keras_tuner_oracles_try_the_defaults_first_and_once(make, tmp_path):
     assert all(values != drawn[0] for values in drawn[1:])
 
 
-def test_optuna_oracle_tries_the_defaults_first(tmp_path):
+def test_optuna_oracle_tries_the_defaults_first_without_local_search(tmp_path):
     oracle = OptunaOracle(
         OBJECTIVE, max_trials=4, sampler=optuna.samplers.RandomSampler(seed=0), pruner=optuna.pruners.NopPruner(),
         storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="s",
@@ -74,6 +76,102 @@ def test_optuna_oracle_tries_the_defaults_first(tmp_path):
     finished(oracle, first)
     second = oracle.create_trial("t1")
     assert second.hyperparameters.values != first.hyperparameters.values
+
+
+ORACLES = {
+    "random": lambda tmp: kt.oracles.RandomSearchOracle(OBJECTIVE, max_trials=40, seed=3),
+    "hyperband": lambda tmp: tuners.FittedHyperbandOracle(OBJECTIVE, max_epochs=4, seed=3, trial_cap=40),
+    "bayesian": lambda tmp: kt.oracles.BayesianOptimizationOracle(OBJECTIVE, max_trials=40, num_initial_points=3, seed=3),
+    "optuna": lambda tmp: OptunaOracle(
+        OBJECTIVE, max_trials=40, sampler=optuna.samplers.TPESampler(seed=0), pruner=optuna.pruners.NopPruner(),
+        storage=f"sqlite:///{tmp / 'study.db'}", study_name="s"),
+}  # fmt: skip
+
+
+def drive(oracle, tmp_path, local_search, trials=24) -> list[dict]:
+    """Runs `trials` trials through an oracle, scoring each by how close it is to 3 layers of 256 units."""
+    oracle._set_project_dir(str(tmp_path), "p")
+    oracle.update_space(small_space())
+    proposals.install(oracle, local_search)
+    drawn = []
+    for i in range(trials):
+        trial = oracle.create_trial(f"t{i}")
+        if trial.status != "RUNNING":
+            break
+        values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
+        if not trial.hyperparameters.values.get("tuner/round"):  # Hyperband's promotions are not new configurations
+            drawn.append(values)
+        score = 1.0 - abs(values["num_layers"] - 3) / 4 - 0.1 * sum(values.get(f"units_{j}") != 256 for j in range(4))
+        finished(oracle, trial, score)
+    return drawn
+
+
+def distance(a: dict, b: dict) -> int:
+    return sum(a.get(k) != b.get(k) for k in set(a) | set(b))
+
+
+@pytest.mark.parametrize("name", ORACLES)
+def test_every_tuner_mixes_local_moves_of_the_best_into_its_own_proposals(name, tmp_path):
+    drawn = drive(ORACLES[name](tmp_path), tmp_path, LocalSearch(share=1.0, seed=5, ramp=1))
+    assert drawn[0] == default_values(small_space())
+    assert len({tuple(sorted(d.items())) for d in drawn}) == len(drawn)  # never the same configuration twice
+    # With every later proposal local, each new configuration is one or two moves from one tried before.
+    for i, values in enumerate(drawn[1:], 1):
+        assert min(distance(values, earlier) for earlier in drawn[:i]) <= 4  # a move may also (de)activate units
+    assert sum(min(distance(v, e) for e in drawn[:i]) <= 2 for i, v in enumerate(drawn[1:], 1)) >= len(drawn) // 2
+
+
+@pytest.mark.parametrize("name", ["random", "hyperband", "optuna"])
+def test_local_moves_are_seeded_and_reproducible(name, tmp_path):
+    for sub in "abc":
+        (tmp_path / sub).mkdir()
+    first = drive(ORACLES[name](tmp_path / "a"), tmp_path / "a", LocalSearch(share=0.7, seed=9, ramp=2))
+    again = drive(ORACLES[name](tmp_path / "b"), tmp_path / "b", LocalSearch(share=0.7, seed=9, ramp=2))
+    other = drive(ORACLES[name](tmp_path / "c"), tmp_path / "c", LocalSearch(share=0.7, seed=10, ramp=2))
+    assert first == again
+    assert first != other
+
+
+def test_hyperband_brackets_fit_the_trial_cap_so_promotions_happen(tmp_path):
+    oracle = tuners.FittedHyperbandOracle(OBJECTIVE, max_epochs=10, factor=3, seed=0, trial_cap=10)
+    assert oracle.bracket_trials(2) == 18 and oracle.bracket_plan(2) == [(12, 2), (4, 4), (2, 10)]
+    assert oracle._get_num_brackets() == 2  # the 18-trial bracket cannot finish under 10 trials
+    oracle.max_trials = 10
+    epochs = [values.get("tuner/epochs") for values in _hyperband_draws(oracle, tmp_path)]
+    assert epochs == [4, 4, 4, 4, 4, 4, 10, 10, 10, 10]  # 6 configurations of 4 epochs, 2 promoted, then 10-epoch ones
+    assert tuners.FittedHyperbandOracle(OBJECTIVE, max_epochs=10, seed=0, trial_cap=50)._get_num_brackets() == 3
+    assert tuners.FittedHyperbandOracle(OBJECTIVE, max_epochs=10, seed=0, trial_cap=1)._get_num_brackets() == 1
+
+
+def _hyperband_draws(oracle, tmp_path) -> list[dict]:
+    oracle._set_project_dir(str(tmp_path), "p")
+    oracle.update_space(small_space())
+    drawn = []
+    for i in range(20):
+        trial = oracle.create_trial(f"t{i}")
+        if trial.status != "RUNNING":
+            break
+        drawn.append(dict(trial.hyperparameters.values))
+        finished(oracle, trial, 0.5 + 0.01 * i)
+    return drawn
+
+
+def test_hyperband_ranks_trials_trained_longer_first(tmp_path):
+    oracle = tuners.FittedHyperbandOracle(OBJECTIVE, max_epochs=10, factor=3, seed=0, trial_cap=10)
+    oracle.max_trials = 10
+    drawn = _hyperband_draws(oracle, tmp_path)  # later trials score higher, so the last 4-epoch one beats...
+    best = oracle.get_best_trials(3)
+    assert [t.hyperparameters.values["tuner/epochs"] for t in best] == [10, 10, 10]
+    assert best[0].score == max(t.score for t in oracle.trials.values() if t.hyperparameters.values["tuner/epochs"] == 10)
+    assert len(drawn) == 10
+
+
+def test_the_header_says_what_really_runs(tmp_path):
+    oracle = tuners.FittedHyperbandOracle(OBJECTIVE, max_epochs=10, factor=3, seed=0, trial_cap=10)
+    assert "6×4 → 2×10 epochs" in tuners.describe_fidelity(oracle, 10, 10)
+    assert tuners.describe_fidelity(kt.oracles.RandomSearchOracle(OBJECTIVE, max_trials=5), 5, 7) == (
+        "up to 5 trials of up to 7 epochs each (early stopping)"
+    )
 
 
 def test_a_built_tuner_leaves_the_setup_out_of_later_collections(tmp_path):
@@ -118,3 +216,17 @@ def test_fresh_trials_and_constant_rates_are_left_alone(learning_rate, initial_e
     before = float(model.optimizer.learning_rate)
     tuners.continue_schedule(model, promoted(initial_epoch), train_size=200)
     assert float(model.optimizer.learning_rate) == pytest.approx(before)
+
+
+def test_the_defaults_are_kept_unless_beaten_by_more_than_the_noise(tmp_path):
+    oracle = kt.oracles.RandomSearchOracle(OBJECTIVE, max_trials=10, seed=3)
+    oracle._set_project_dir(str(tmp_path), "p")
+    oracle.update_space(small_space())
+    proposals.install(oracle, LocalSearch(share=0.0, seed=0))
+    for i, score in enumerate([0.990, 0.9905, 0.980]):  # trial 0 is the defaults
+        finished(oracle, oracle.create_trial(f"t{i}"), score)
+    chosen, why = tuners.choose_final(oracle, validation_size=5000)  # one standard error: 0.0014
+    assert chosen.trial_id == "00" and "within one standard error" in why
+    finished(oracle, oracle.create_trial("t3"), 0.9950)
+    chosen, why = tuners.choose_final(oracle, validation_size=5000)
+    assert chosen.score == 0.9950 and why is None

@@ -21,6 +21,9 @@ OPTUNA_TUNERS = ("tpe", "cmaes", "gp")
 KEEP_CHECKPOINTS_CHOICES = ("all", "best", "none")
 ROLES = ("chief", "worker")
 DEFAULT_ORACLE_HOST = "127.0.0.1"
+DEFAULT_FINAL_SEEDS = 3
+# Under --time-budget without --final-seeds: the most seeds the retraining fills the time left with.
+BUDGET_MAX_SEEDS = 8
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,9 @@ class RunConfig:
             `hyperband`. Defaults to None (`median` for Optuna tuners).
         storage: Optuna storage URL. Defaults to None (SQLite at `checkpoints/RUN/study.db`).
         final_seeds: How many times the best configuration is retrained, with
-            seeds `seed`, `seed + 1`, ...; the export averages their predictions. Defaults to 3.
+            seeds `seed`, `seed + 1`, ...; the export averages their
+            predictions. Defaults to None: 3, or under `time_budget` as many
+            as the time left holds, up to `BUDGET_MAX_SEEDS`.
         keep_checkpoints: Which trials keep their weights on disk: `all`, `best`
             (the best trial's, plus what Hyperband may still continue) or `none`
             (only what Hyperband may still continue). Defaults to "best".
@@ -97,7 +102,7 @@ class RunConfig:
     final_epochs: int = 30
     max_failures: int = 5
     mc_passes: int = 10
-    final_seeds: int = 3
+    final_seeds: Optional[int] = None
     keep_checkpoints: str = "best"
     lr_range: str = "off"
     pruner: Optional[str] = None
@@ -122,7 +127,8 @@ class RunConfig:
         _at_least(1, final_epochs=self.final_epochs)
         _at_least(1, max_failures=self.max_failures)
         _at_least(1, mc_passes=self.mc_passes)
-        _at_least(1, final_seeds=self.final_seeds)
+        if self.final_seeds is not None:
+            _at_least(1, final_seeds=self.final_seeds)
         if self.keep_checkpoints not in KEEP_CHECKPOINTS_CHOICES:
             raise UsageError(
                 f"--keep-checkpoints must be one of {', '.join(KEEP_CHECKPOINTS_CHOICES)}, "
@@ -209,6 +215,13 @@ class RunConfig:
     @property
     def run_name(self) -> str:
         return self.name or f"{self.dataset}-{self.tuner}"
+
+    @property
+    def seeds_to_retrain(self) -> int:
+        """`final_seeds`, else 3, else under a time budget the most the time left may hold."""
+        if self.final_seeds is not None:
+            return self.final_seeds
+        return BUDGET_MAX_SEEDS if self.time_budget is not None else DEFAULT_FINAL_SEEDS
 
     @property
     def pruner_name(self) -> str:

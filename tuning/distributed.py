@@ -197,7 +197,7 @@ class WorkerPool:
 
 
 def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Optional[WorkerPool] = None,
-          start_by: Optional[float] = None) -> None:  # fmt: skip
+          start_by: Optional[Callable[[], float]] = None) -> None:  # fmt: skip
     """Serves the tuner's oracle to workers until the search is over.
 
     The search is over when Keras Tuner's own condition holds (the oracle
@@ -212,7 +212,7 @@ def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Option
         say: Where progress lines go.
         total_trials: The trial cap, for "trial 3/50".
         pool: The local workers, if this process started them. Defaults to None.
-        start_by: `time.time()` after which no trial starts. Defaults to None.
+        start_by: Returns the `time.time()` after which no trial starts. Defaults to None.
     """
     import grpc
     from keras_tuner.src import protos
@@ -247,7 +247,7 @@ def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Option
                 _save(oracle)
             if _too_many_failures(oracle):
                 break
-            if start_by is not None and time.time() >= start_by:
+            if start_by is not None and time.time() >= start_by():
                 tuners.stop_starting_trials(oracle)
             if servicer.stop_triggered and oracle_chief.exit_chief(oracle):
                 break

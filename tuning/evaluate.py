@@ -43,9 +43,6 @@ class Retrained:
     wall_seconds: float
 
 
-# Under a time budget, drop retraining seeds before cutting each below this many epochs:
-# a short, annealed retraining loses more than one seed fewer does.
-MIN_PLANNED_EPOCHS = 10
 # Share of the time left that the plan fills; the rest is for validation passes and slack.
 PLAN_MARGIN = 0.9
 
@@ -54,23 +51,25 @@ def plan_retraining(seconds_left: float, seconds_per_epoch: float, epochs: int, 
     """How many seeds, each for how many epochs, fit in the time left.
 
     A schedule spans the retraining's epochs, so they are chosen before it
-    starts rather than cut by a deadline half-way down the annealing.
+    starts rather than cut by a deadline half-way down the annealing. Every
+    seed gets the full `epochs` (an annealed schedule gains most in its last
+    epochs, and a member trained to the end is worth more than two cut
+    short); seeds are dropped to fit, and only a lone seed is shortened.
 
     Args:
         seconds_left: Wall time left for the retraining.
         seconds_per_epoch: Measured time of one epoch of this configuration.
         epochs: The most epochs a seed trains (`--final-epochs`).
-        seeds: The most seeds (`--final-seeds`).
+        seeds: The most seeds.
 
     Returns:
-        `(seeds, epochs)`: all seeds while each gets `min(epochs, MIN_PLANNED_EPOCHS)`
-        epochs, else fewer seeds; at least one seed of one epoch.
+        `(seeds, epochs)`: as many full-length seeds as fit, up to `seeds`;
+        else one seed of as many epochs as fit, at least one.
     """
     usable = max(0.0, seconds_left) * PLAN_MARGIN
-    for k in range(seeds, 0, -1):
-        fit = int(usable / (k * seconds_per_epoch))
-        if fit >= min(epochs, MIN_PLANNED_EPOCHS):
-            return k, min(epochs, fit)
+    fit = int(usable / (epochs * seconds_per_epoch))
+    if fit >= 1:
+        return min(seeds, fit), epochs
     return 1, max(1, int(usable / seconds_per_epoch))
 
 
@@ -115,12 +114,13 @@ def retrain(
         ],
         verbose=0,
     ).history
-    val_accuracy = np.nan_to_num(np.asarray(history.get("val_accuracy", [np.nan])), nan=-1.0)
+    val_accuracy, val_loss = history.get("val_accuracy", [np.nan]), history.get("val_loss", [np.nan])
+    keys = [callbacks.best_epoch_key(a, l) for a, l in zip(val_accuracy, val_loss)]
     return Retrained(
         seed=seed,
         model=model,
         history={k: [float(v) for v in vs] for k, vs in history.items()},
-        best_epoch=int(np.argmax(val_accuracy)) + 1,
+        best_epoch=keys.index(max(keys)) + 1,  # the epoch whose weights early stopping kept
         epochs_run=len(val_accuracy),
         wall_seconds=time.monotonic() - started,
     )
@@ -138,15 +138,26 @@ def average(models: list[keras.Model]) -> keras.Model:
     """
     if len(models) == 1:
         return models[0]
-    copies = []
-    for k, model in enumerate(models):
-        copy = keras.models.clone_model(model)
-        copy.set_weights(model.get_weights())
-        copy.name = f"member_{k}"
-        copies.append(copy)
+    copies = [uncompiled_copy(model, name=f"member_{k}") for k, model in enumerate(models)]
     inputs = keras.Input(shape=tuple(models[0].inputs[0].shape[1:]), name="image")
     outputs = keras.layers.Average(name="probabilities")([copy(inputs) for copy in copies])
     return keras.Model(inputs, outputs, name="ensemble")
+
+
+def uncompiled_copy(model: keras.Model, name: str | None = None) -> keras.Model:
+    """The same network and weights with no optimizer, loss or training state.
+
+    Args:
+        model: A trained model.
+        name: The copy's name. Defaults to None (the model's own).
+    """
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    # clone_model compiles a Sequential's copy like the original; a functional model over the
+    # same layers is never compiled.
+    inputs, outputs = copy.inputs, copy.outputs
+    return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs[0] if len(outputs) == 1 else outputs,
+                       name=name or model.name)  # fmt: skip
 
 
 def members(model: keras.Model) -> list[keras.Model]:

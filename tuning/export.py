@@ -74,7 +74,7 @@ def write_export(
         shutil.rmtree(leftover, ignore_errors=True)  # from a process killed mid-export
     staging = export_dir.with_name(f"{export_dir.name}.tmp-{os.getpid()}")
     staging.mkdir(parents=True)
-    _make_loadable_with_keras_alone(model)
+    model = inference_model(model)  # a no-op on what `service` already passed through it
     model.save(staging / MODEL_FILE)
     with contextlib.redirect_stdout(io.StringIO()):  # model.export prints its endpoints
         model.export(str(staging / SAVED_MODEL_DIR), format="tf_saved_model", verbose=False)
@@ -88,15 +88,42 @@ def write_export(
     return export_dir
 
 
-def _make_loadable_with_keras_alone(model: keras.Model) -> None:
-    """Swaps a custom training optimizer (1cycle's `OneCycleSGD`) for its stock Keras twin.
+# Keras's random preprocessing layers default to `training=True` when a model is called
+# without it, which `model.export`'s serving function does: left in, they would shift and
+# flip what a served model sees. They exist for training only, so the export leaves them out.
+TRAINING_ONLY_LAYERS = (
+    keras.layers.RandomFlip, keras.layers.RandomTranslation, keras.layers.RandomRotation,
+    keras.layers.RandomZoom, keras.layers.RandomContrast,
+)  # fmt: skip
 
-    The export is for inference; its optimizer only has to deserialize, and a
-    stock one needs no custom objects and no import of `tuning` to do so.
+
+def inference_model(model: keras.Model) -> keras.Model:
+    """The model as it is exported: no training-only layers, no optimizer, loss or their state.
+
+    Augmentation layers are dropped (they pass inputs through at inference
+    anyway, so predictions are unchanged). A compiled model's optimizer slots
+    would double or triple `model.keras`, and its training loss or optimizer
+    may be one of this project's own (label smoothing's loss, 1cycle's SGD),
+    which a plain `keras.models.load_model` could not rebuild without
+    importing `tuning`. The result shares the trained layers and their weights.
+
+    Args:
+        model: The trained model, a chain of layers as every registered space
+            builds, or an ensemble of such chains from `evaluate.average`.
     """
-    as_stock = getattr(getattr(model, "optimizer", None), "as_stock", None)  # an ensemble is not compiled
-    if as_stock is not None:
-        model.compile(optimizer=as_stock(), loss=model.loss, metrics=["accuracy"])
+    parts = evaluate.members(model)
+    if len(parts) > 1:
+        return evaluate.average([_chain_for_inference(part) for part in parts])
+    return _chain_for_inference(model)
+
+
+def _chain_for_inference(model: keras.Model) -> keras.Model:
+    inputs = keras.Input(shape=tuple(model.inputs[0].shape[1:]), name=model.inputs[0].name.split(":")[0] or "image")
+    x = inputs
+    for layer in model.layers:
+        if not isinstance(layer, (keras.layers.InputLayer, *TRAINING_ONLY_LAYERS)):
+            x = layer(x)
+    return keras.Model(inputs, x, name=model.name)
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -28,15 +28,13 @@ import search_spaces
 from search_spaces._optimizers import ANNEALING_SCHEDULES
 from search_spaces.base import SpaceContext
 from tuning import datasets, trial_times, tuners
-from tuning.config import OPTUNA_TUNERS, RunConfig
+from tuning.budget import TimeBudget
+from tuning.config import DEFAULT_FINAL_SEEDS, OPTUNA_TUNERS, RunConfig
 from tuning.errors import RunError, TuningError, UsageError
 from tuning.lock import LOCK_NAME, RunLock
 
 Say = Callable[[str], None]
 RUN_FILE = "run.json"
-# With --time-budget: the share of the budget after which no trial starts, and after which running trials stop.
-NO_NEW_TRIALS_AFTER = 0.60
-TRIALS_STOP_AT = 0.75
 
 
 @dataclass(frozen=True)
@@ -124,12 +122,10 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
             dataset, batch_size=config.batch_size, epochs=config.max_epochs, learning_rate_bounds=lr_bounds
         )
         hypermodel = space_class(context)
-        budget = None if config.time_budget is None else config.time_budget * 60
-        start_by = None if budget is None else began + NO_NEW_TRIALS_AFTER * budget
-        trials_end = None if budget is None else began + TRIALS_STOP_AT * budget
-        run_end = None if budget is None else began + budget
+        budget = None if config.time_budget is None else TimeBudget.of_minutes(config.time_budget, config.final_epochs, began)
+        run_end = None if budget is None else budget.end()
         try:
-            tuner = tuners.make_tuner(config, hypermodel, feeder, seed, say, start_by=start_by)
+            tuner = tuners.make_tuner(config, hypermodel, feeder, seed, say, budget=budget)
         except (TuningError, KeyboardInterrupt):
             raise
         except Exception as error:  # Keras Tuner builds the default configuration to learn the space
@@ -140,13 +136,10 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         finished_before = len(tuner.oracle.end_order)
         if finished_before:
             say(f"resuming {config.run_name}: {finished_before} trial(s) already finished")
-        say(
-            f"searching {config.space_name} with {config.tuner}: up to {config.trials} trials, "
-            f"{config.max_epochs} epochs each; TensorBoard: tensorboard --logdir {config.log_dir}"
-        )
+        say(f"searching {config.space_name} with {config.tuner}: {tuners.describe_fidelity(tuner.oracle, config.trials, config.max_epochs)}; "
+            f"TensorBoard: tensorboard --logdir {config.log_dir}")  # fmt: skip
         if budget is not None:
-            say(f"time budget {config.time_budget:g} min: no trial starts after {NO_NEW_TRIALS_AFTER * budget / 60:.1f} min, "
-                f"trials stop at {TRIALS_STOP_AT * budget / 60:.1f} min, the retraining at {budget / 60:.1f} min")  # fmt: skip
+            say(budget.describe())
         hparams.write_experiment(config.log_dir, tuner.oracle.hyperparameters)
 
         from tuning.callbacks import search_callbacks
@@ -154,11 +147,11 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         search_started = time.monotonic()
         try:
             if config.role == "chief" or config.workers:
-                _search_as_chief(config, tuner, seed, say, start_by)
+                _search_as_chief(config, tuner, seed, say, budget.start_by if budget else None)
             else:
                 tuner.search(
                     epochs=config.max_epochs,
-                    callbacks=search_callbacks(config.patience, config.log_dir, trials_end),
+                    callbacks=search_callbacks(config.patience, config.log_dir, budget.stop_at if budget else None),
                     verbose=0,
                 )
         except RuntimeError as error:
@@ -175,17 +168,21 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         counts = tuners.trial_counts(tuner.oracle)
         if not counts.get("COMPLETED"):
             raise RunError(f"no trial completed ({counts}); see the reasons above")
-        best_trial = tuner.oracle.get_best_trials(1)[0]
+        best_trial, kept_defaults = tuners.choose_final(tuner.oracle, len(dataset.val))
+        if kept_defaults:
+            say(kept_defaults)
         best_hp = best_trial.hyperparameters
         times = trial_times.read_all(config.run_dir)
-        final_seeds, final_epochs = config.final_seeds, config.final_epochs
+        final_seeds, final_epochs = config.seeds_to_retrain, config.final_epochs
         per_epoch = _seconds_per_epoch(best_trial.trial_id, times, tuner.epochs_trained)
-        if run_end is not None and per_epoch:
+        if run_end is not None:
             left = run_end - time.time()
-            final_seeds, final_epochs = evaluate.plan_retraining(left, per_epoch, final_epochs, final_seeds)
-            if (final_seeds, final_epochs) != (config.final_seeds, config.final_epochs):
-                say(f"time budget: retraining {final_seeds} seed(s) of up to {final_epochs} epochs "
-                    f"({per_epoch:.1f}s each) in the {left:.0f}s left")  # fmt: skip
+            if per_epoch:
+                final_seeds, final_epochs = evaluate.plan_retraining(left, per_epoch, final_epochs, final_seeds)
+            else:  # the best trial ran before a resume or on a worker: its epoch time is unknown here
+                final_seeds = min(final_seeds, DEFAULT_FINAL_SEEDS)
+            say(f"time budget: retraining {final_seeds} seed(s) of up to {final_epochs} epochs "
+                f"({per_epoch or float('nan'):.1f}s each) in the {left:.0f}s left")  # fmt: skip
         say(
             f"best trial {best_trial.trial_id}: val_accuracy={best_trial.score:.4f}; "
             f"retraining it with {final_seeds} seed(s)" + (" and exporting their average" if final_seeds > 1 else "")
@@ -211,7 +208,8 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         # The export averages every retrained seed, so no score chooses among them; the
         # learning curves shown are those of the seed best on validation.
         shown, shown_val = max(retrains, key=lambda pair: pair[1]["accuracy"])
-        exported = evaluate.average([retrained.model for retrained, _ in retrains])
+        # What is evaluated is exactly what is saved: the average, without its training-only layers.
+        exported = export.inference_model(evaluate.average([retrained.model for retrained, _ in retrains]))
         val = shown_val if len(retrains) == 1 else evaluate.evaluate_split(exported, dataset.val)
         test = evaluate.evaluate_once(exported, dataset.test, mc_passes=config.mc_passes)
         per_seed = []
@@ -250,6 +248,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
                 if config.tuner in OPTUNA_TUNERS else None,
                 "trials_by_status": counts,
                 "best_trial_id": best_trial.trial_id,
+                "defaults_kept_within_noise": kept_defaults is not None,
                 "best_trial_val_accuracy": float(best_trial.score),
                 "wall_seconds": round(search_seconds, 2),
                 "mean_trial_seconds": round(sum(times.values()) / len(times), 2) if times else None,
@@ -301,7 +300,7 @@ def _seconds_per_epoch(trial_id: str, times: dict[str, float], epochs_trained: d
     return seconds / epochs if seconds and epochs else None
 
 
-def _search_as_chief(config: RunConfig, tuner, seed: int, say: Say, start_by: float | None) -> None:
+def _search_as_chief(config: RunConfig, tuner, seed: int, say: Say, start_by: Callable[[], float] | None) -> None:
     """Serves the search to workers (started here with `--workers`), then tidies the checkpoints."""
     from tuning import distributed
 
