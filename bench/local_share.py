@@ -1,7 +1,7 @@
 """How the share of local moves (`--local-share`) changes a search: the measurement behind its default.
 
     python -m bench.local_share [--dataset digits] [--shares 0,0.25,0.5,0.75] [--seeds 3] [--trials 30]
-                                [--tuner hyperband] [--data-dir DIR]
+                                [--tuner hyperband] [--max-epochs 10] [--data-dir DIR]
 
 Runs `tuning.run DATASET --trials N --local-share S --seed K` for every share
 and seed (with a one-epoch, one-seed retraining: only the search is looked
@@ -52,6 +52,7 @@ def summarize(trials: list[dict]) -> dict:
 
 def one_run(args, share: float, seed: int, workdir: Path) -> dict:
     argv = [sys.executable, "-m", "tuning.run", args.dataset, "--trials", str(args.trials), "--tuner", args.tuner,
+            "--max-epochs", str(args.max_epochs),
             "--local-share", str(share), "--seed", str(seed), "--final-seeds", "1", "--final-epochs", "1",
             "--name", "run", "--checkpoint-root", str(workdir / "c"), "--log-root", str(workdir / "l")]  # fmt: skip
     argv += ["--data-dir", args.data_dir] if args.data_dir else []
@@ -71,6 +72,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--shares", default="0,0.25,0.5,0.75")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--max-epochs", type=int, default=10)
     args = parser.parse_args(argv)
     shares = [float(s) for s in args.shares.split(",") if s]
     command = "python -m bench.local_share " + " ".join(argv if argv is not None else sys.argv[1:])

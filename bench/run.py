@@ -267,7 +267,7 @@ def method_tuning(data, budget: float, seed: int, workdir: Path, clock: Clock, d
     from tuning.config import RunConfig
 
     def say(line: str) -> None:
-        if line.startswith("trial ") and "val_accuracy=" in line:
+        if line.startswith("trial ") and "val_accuracy=" in line and "val_accuracy=-" not in line:
             clock.record(float(line.split("val_accuracy=")[1].split()[0]))
 
     config = RunConfig(

@@ -104,6 +104,36 @@ class Deadline(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class Progress(keras.callbacks.Callback):
+    """Says one line every `every_seconds` of training (and after the last epoch): epoch, validation scores, time.
+
+    Long retrainings otherwise run for minutes in silence; Keras's own
+    per-batch bars would flood a log file.
+
+    Args:
+        say: Where the lines go.
+        label: What trains, e.g. `"retrain seed 3"`.
+        epochs: The epoch budget, for "epoch 10/30".
+        every_seconds: Least time between two lines. Defaults to 30.
+    """
+
+    def __init__(self, say: Callable[[str], None], label: str, epochs: int, every_seconds: float = 30.0) -> None:
+        super().__init__()
+        self.say, self.label, self.epochs, self.every_seconds = say, label, epochs, every_seconds
+
+    def on_train_begin(self, logs=None):
+        self._started = self._last = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.monotonic()
+        if now - self._last < self.every_seconds and epoch + 1 < self.epochs:
+            return
+        self._last = now
+        logs = logs or {}
+        scores = "  ".join(f"{k}={logs[k]:.4f}" for k in (OBJECTIVE, "val_loss") if k in logs)
+        self.say(f"{self.label}: epoch {epoch + 1}/{self.epochs}  {scores}  {now - self._started:.0f}s")
+
+
 class TensorBoard(keras.callbacks.TensorBoard):
     """Keras's `TensorBoard` without its per-batch hooks.
 

@@ -79,7 +79,7 @@ class RunConfig:
             after `search_share` of it, running trials stop soon after, and
             the retraining stops at 100% keeping its best epoch. Defaults to
             None (no limit).
-        local_share: The share of new configurations, once 10 trials have
+        local_share: The share of new configurations, once 4 trials have
             finished, that are local moves of the best so far (one or two
             hyperparameters moved); the rest are the tuner's own. 0 leaves
             all but the first (the space's defaults) to the tuner. Defaults to 0.5.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import keras
 import keras_tuner as kt
@@ -82,6 +83,7 @@ def retrain(
     seed: int,
     log_dir: Path,
     deadline: float | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> Retrained:
     """Trains the chosen configuration from scratch on the training split.
 
@@ -95,6 +97,7 @@ def retrain(
         log_dir: `logs/RUN`; TensorBoard goes to `final/` below it.
         deadline: `time.time()` after which training stops, keeping the best
             epoch's weights. Defaults to None.
+        say: Where a progress line goes every half minute. Defaults to None (silent).
     """
     graph_memory.release_finished_graphs()  # the trials' and earlier seeds' graphs
     keras.backend.clear_session()
@@ -111,6 +114,7 @@ def retrain(
             keras.callbacks.TerminateOnNaN(),
             *hparams.final_session_callbacks(log_dir, hyperparameters, seed),
             *([callbacks.Deadline(deadline)] if deadline is not None else []),
+            *([callbacks.Progress(say, f"retrain seed {seed}", epochs)] if say is not None else []),
         ],
         verbose=0,
     ).history

@@ -28,6 +28,7 @@ CONFUSION_PNG = "confusion_matrix.png"
 CURVES_PNG = "learning_curves.png"
 SEARCH_PNG = "search_progress.png"
 GAP_WARNING = 0.01  # a search-to-retrain validation gap above this is called over-fitting
+ECE_WARNING = 0.05  # a test calibration error above this is said plainly
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,32 @@ test accuracy {test['mean']:.4f} ± {test['std']:.4f} (range {test['min']:.4f} t
 {verdict}"""
 
 
+def calibration_warning(ece: float) -> str | None:
+    """A plain sentence when the test calibration error is above `ECE_WARNING`, else None."""
+    if ece <= ECE_WARNING:
+        return None
+    return (f"**Calibration warning:** the expected calibration error is {ece:.3f}, above {ECE_WARNING}: the predicted "
+            "probabilities are not to be read as confidences. Use the predicted class, or recalibrate "
+            "(temperature scaling on held-out data) before relying on the probabilities.")
+
+
+def reproducing_command(metrics: dict) -> str:
+    """The command that produced the run, with `--seed` added when it was drawn at random."""
+    command = metrics["command"]
+    if command.startswith("(") or "--seed" in command.split():
+        return command
+    return f"{command} --seed {metrics['seed']}"
+
+
+def _trial_epochs_text(search: dict) -> str:
+    epochs = search.get("trial_epochs")
+    if not epochs:
+        return f"up to {search['max_epochs']} epochs per trial"
+    if epochs["min"] == epochs["max"]:
+        return f"every trial trained {epochs['max']} epochs"
+    return f"trials trained {epochs['min']} to {epochs['max']} epochs"
+
+
 def model_card(model: keras.Model, hyperparameters: dict, metrics: dict) -> str:
     """The `README.md` of an export, from the same figures as `metrics.json`."""
     data, search, final = metrics["dataset"], metrics["search"], metrics["final"]
@@ -249,6 +276,7 @@ then retrained from scratch and evaluated on the held-out test set after selecti
 
 Test accuracy {final['test_accuracy']:.4f}, 95% Wilson interval [{low:.4f}, {high:.4f}] over the
 {data['sizes']['test']} test examples. Expected calibration error (15 bins) on test: {final['test_ece']:.4f}.
+{calibration_warning(final['test_ece']) or ''}
 {_mc_line(final.get('mc_dropout'))}
 ### Retrain variance
 {_variance_lines(final, search)}
@@ -266,9 +294,9 @@ classes {', '.join(data['class_names'])}.
 {layers}
 
 ## How it was found
-- Search: {search['tuner']}, {counts} (cap {search['max_trials']}, {search['max_epochs']} epochs per trial), {search['wall_seconds']:.0f} s.
+- Search: {search['tuner']}, {counts} (cap {search['max_trials']}; {_trial_epochs_text(search)}), {search['wall_seconds']:.0f} s.
 - Retraining: {len(final['seeds'])} seed(s) of up to {final['epoch_budget']} epochs, {final['wall_seconds']:.0f} s in all; seed {final['curves_seed']} ran {final['epochs_run']} epochs and kept epoch {final['best_epoch']}.
-{_lr_range_line(metrics.get('learning_rate_range_test'))}- Seed {metrics['seed']}. Rerun the search with: `{metrics['command']}`
+{_lr_range_line(metrics.get('learning_rate_range_test'))}- Seed {metrics['seed']}. Rerun the search with: `{reproducing_command(metrics)}`
 - Data: {data['source']}, {data['sizes']['train']} train / {data['sizes']['val']} validation / {data['sizes']['test']} test, sha256 prefix `{data['fingerprint']}`.
 - Machine: {machine.get('processor', 'unknown')}, {machine.get('cpu_count', '?')} cores, GPUs: {gpus}.
 - Versions: {version_text}.
@@ -280,10 +308,8 @@ classes {', '.join(data['class_names'])}.
 ## How to load it
 ```python
 import keras
-import numpy as np
 
-from tuning import plots
-model = keras.models.load_model("{MODEL_FILE}")      # safe_mode=True works: no custom objects
+model = keras.models.load_model("{MODEL_FILE}")      # safe_mode=True works: no custom objects, no `tuning`
 probabilities = model.predict(images)                # images: float32, shape (n, {shape}), in [0, 1]
 ```
 For serving, `{SAVED_MODEL_DIR}/` is a TF SavedModel:

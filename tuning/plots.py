@@ -55,8 +55,10 @@ def learning_curves_png(history: dict, path: Path, best_epoch: Optional[int] = N
                 axes.plot(range(1, len(values) + 1), values, marker=".", label=label)
         if best_epoch:
             axes.axvline(best_epoch, color="grey", linestyle=":", label=f"kept epoch {best_epoch}")
+        if metric == "loss":
+            axes.set_yscale("log")  # late epochs' small gains stay visible
         axes.set_xlabel("epoch")
-        axes.set_ylabel(metric)
+        axes.set_ylabel(metric + (" (log scale)" if metric == "loss" else ""))
         axes.legend()
     figure.suptitle("final retraining")
     figure.tight_layout()

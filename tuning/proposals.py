@@ -37,7 +37,7 @@ from tuning.errors import UsageError
 # Measured on digits (see the README, "Local search"): the share that new configurations reach.
 DEFAULT_SHARE = 0.5
 # Finished trials over which the share grows linearly from 0 to its full value.
-RAMP_TRIALS = 10
+RAMP_TRIALS = 4
 # Local moves tried before deferring to the tuner when each one lands on a configuration already tried.
 MAX_ATTEMPTS = 20
 # A log-sampled number moves by this factor up or down.

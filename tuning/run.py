@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 from tuning.cli import Parser, quiet_libraries, run_command
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="TensorFlow CPU threads for this process (default: all cores)")
     parser.add_argument("--recycle-after", type=int, help="replace a worker process by a fresh one after this many trials, returning its memory (default never)")
     parser.add_argument("--time-budget", type=float, help="wall-clock minutes for the whole run: no trial starts after half of it, the retraining fills the rest (default no limit)")
-    parser.add_argument("--local-share", type=float, default=RunConfig.local_share, help=f"share of new trials, once 10 have finished, that are local moves of the best so far; 0 leaves them to the tuner (default {RunConfig.local_share})")
+    parser.add_argument("--local-share", type=float, default=RunConfig.local_share, help=f"share of new trials, once 4 have finished, that are local moves of the best so far; 0 leaves them to the tuner (default {RunConfig.local_share})")
     parser.add_argument("--checkpoint-root", default="checkpoints", help=argparse.SUPPRESS)
     parser.add_argument("--log-root", default="logs", help=argparse.SUPPRESS)
     parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
@@ -101,6 +102,7 @@ def parse_config(argv: Sequence[str]) -> tuple[RunConfig, bool]:
 
 def summary(result) -> str:
     """The closing lines: best hyperparameters, accuracy, where things are."""
+    from tuning.export import calibration_warning, reproducing_command
     from tuning.text import format_values
 
     final, search = result.metrics["final"], result.metrics["search"]
@@ -118,8 +120,14 @@ def summary(result) -> str:
           if (mc := final.get("mc_dropout")) else []),
         *([f"learning rate searched in [{b[0]:.2e}, {b[1]:.2e}], the bounds of the range test (--lr-range auto)"]
           if (b := (result.metrics.get("learning_rate_range_test") or {}).get("bounds")) else []),
-        f"export: {result.export_dir}/model.keras (and saved_model/, metrics.json, README.md)",
-        f"dashboard: tensorboard --logdir {result.log_dir}",
+        *([warning] if (warning := calibration_warning(final["test_ece"])) else []),
+        f"seed {result.metrics['seed']}; rerun with: {reproducing_command(result.metrics)}",
+        f"export: {result.export_dir}/model.keras (and saved_model/, metrics.json)",
+        f"model card: {result.export_dir}/README.md, with confusion_matrix.png, learning_curves.png and "
+        "search_progress.png beside it",
+        f"report: python -m tuning.report {result.metrics['run']}"
+        + ("" if (root := result.export_dir.parent.parent) == Path("checkpoints") else f" --checkpoint-root {root}"),
+        f"dashboard: tensorboard --logdir {result.log_dir}, then open http://localhost:6006/#hparams",
     ])  # fmt: skip
 
 

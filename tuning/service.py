@@ -174,7 +174,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         best_hp = best_trial.hyperparameters
         times = trial_times.read_all(config.run_dir)
         final_seeds, final_epochs = config.seeds_to_retrain, config.final_epochs
-        per_epoch = _seconds_per_epoch(best_trial.trial_id, times, tuner.epochs_trained)
+        per_epoch = tuner.seconds_per_epoch(best_trial.trial_id)
         if run_end is not None:
             left = run_end - time.time()
             if per_epoch:
@@ -187,6 +187,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
             f"best trial {best_trial.trial_id}: val_accuracy={best_trial.score:.4f}; "
             f"retraining it with {final_seeds} seed(s)" + (" and exporting their average" if final_seeds > 1 else "")
         )
+        say(_retraining_cost(final_seeds, final_epochs, per_epoch, budgeted=run_end is not None))
         # The retraining gets its own context so that a schedule spans all of its epochs, and an
         # annealing schedule runs to its end: its gains come last, where early stopping would cut it.
         final_hypermodel = space_class(replace(context, epochs=final_epochs))
@@ -199,7 +200,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
                 break
             retrained = evaluate.retrain(
                 final_hypermodel, best_hp, feeder, final_epochs, final_patience, seed + k, config.log_dir,
-                deadline=run_end,
+                deadline=run_end, say=say,
             )
             val = evaluate.evaluate_split(retrained.model, dataset.val)
             say(f"retrain seed {seed + k}: val_accuracy={val['accuracy']:.4f} after {retrained.epochs_run} epochs "
@@ -242,6 +243,8 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
                 "space": config.space_name,
                 "max_trials": config.trials,
                 "max_epochs": config.max_epochs,
+                "fidelity": tuners.describe_fidelity(tuner.oracle, config.trials, config.max_epochs),
+                "trial_epochs": _trial_epochs(tuner, ended),
                 "time_budget_minutes": config.time_budget,
                 "workers": config.workers,
                 "optuna": {"pruner": config.pruner_name, "storage": config.storage_url, "study_name": config.run_name}
@@ -290,14 +293,22 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
     return RunResult(export_dir, config.log_dir, metrics, hyperparameters)
 
 
-def _seconds_per_epoch(trial_id: str, times: dict[str, float], epochs_trained: dict[str, int]) -> float | None:
-    """Wall seconds per epoch of a finished trial (build and tracing included), or None if unknown.
+def _trial_epochs(tuner, ended: list) -> dict | None:
+    """The fewest and most epochs the ended trials trained (counted in this process, else as planned)."""
+    counts = [tuner.epochs_trained.get(t.trial_id) or t.hyperparameters.values.get("tuner/epochs") for t in ended]
+    counts = [int(c) for c in counts if c]
+    return {"min": min(counts), "max": max(counts)} if counts else None
 
-    Keras Tuner keeps only the best epoch's metrics, so the epochs are those this
-    process counted; a trial run by a worker or before a resume is unknown.
-    """
-    seconds, epochs = times.get(trial_id), epochs_trained.get(trial_id)
-    return seconds / epochs if seconds and epochs else None
+
+def _retraining_cost(seeds: int, epochs: int, per_epoch: float | None, budgeted: bool) -> str:
+    """What the retraining will cost, said before it starts, and how to make it cheaper."""
+    if per_epoch is None:
+        return f"retraining: {seeds} × up to {epochs} epochs (epoch time unknown in this process)"
+    minutes = seeds * epochs * per_epoch / 60
+    line = f"retraining: {seeds} × up to {epochs} epochs at {per_epoch:.1f}s an epoch, about {minutes:.1f} min"
+    if minutes > 2 and not budgeted:
+        line += "; for a quicker look pass --final-seeds 1 --final-epochs 5, or --time-budget MINUTES"
+    return line
 
 
 def _search_as_chief(config: RunConfig, tuner, seed: int, say: Say, start_by: Callable[[], float] | None) -> None:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 
 def format_values(values: dict) -> str:
-    """Hyperparameters in brief: `units=256,128 act=relu lr=1.2e-03 ...`."""
-    layer_units = [(int(k.rsplit("_", 1)[1]), v) for k, v in values.items() if k.startswith("units_")]
-    units = [str(v) for _, v in sorted(layer_units)]
-    parts = [f"units={','.join(units)}"] if units else []
+    """Hyperparameters in brief: `units=1024×2,128 act=relu lr=1.2e-03 ...`."""
+    layer_units = [v for _, v in sorted((int(k.rsplit("_", 1)[1]), v) for k, v in values.items() if k.startswith("units_"))]
+    parts = [f"units={compress(layer_units)}"] if layer_units else []
     short = {"activation": "act", "kernel_initializer": "init", "normalization": "norm",
              "learning_rate": "lr", "batch_size": "bs", "num_layers": "layers"}  # fmt: skip
     for key, value in values.items():
@@ -20,3 +19,14 @@ def format_values(values: dict) -> str:
             value = f"{value:.2g}" if value >= 0.01 or value == 0 else f"{value:.1e}"
         parts.append(f"{short.get(key, key)}={value}")
     return " ".join(parts)
+
+
+def compress(items: list) -> str:
+    """Runs of equal items as `value×count`: `[1024, 1024, 128]` is `1024×2,128`."""
+    runs: list[list] = []
+    for item in items:
+        if runs and runs[-1][0] == item:
+            runs[-1][1] += 1
+        else:
+            runs.append([item, 1])
+    return ",".join(f"{value}×{count}" if count > 1 else f"{value}" for value, count in runs)

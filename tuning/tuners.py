@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import Callable, Protocol
@@ -99,6 +100,8 @@ class ServiceTuner:
         self._log_dir = log_dir
         self._trial_started = 0.0
         self.epochs_trained: dict[str, int] = {}  # trial id -> epochs this process trained in it
+        self.epoch_seconds: dict[str, list[float]] = {}  # trial id -> wall time of each of those epochs
+        self._epoch_started = 0.0
         with contextlib.redirect_stdout(io.StringIO()):  # Keras Tuner prints "Reloading Tuner from ..."
             super().__init__(*args, **kwargs)
         if self._is_worker():
@@ -124,9 +127,14 @@ class ServiceTuner:
         continue_schedule(model, hp, self._feeder.train.size)
         return model
 
+    def on_epoch_begin(self, trial, model, epoch, logs=None):
+        super().on_epoch_begin(trial, model, epoch, logs=logs)
+        self._epoch_started = time.monotonic()
+
     def on_epoch_end(self, trial, model, epoch, logs=None):
         super().on_epoch_end(trial, model, epoch, logs=logs)
         self.epochs_trained[trial.trial_id] = self.epochs_trained.get(trial.trial_id, 0) + 1
+        self.epoch_seconds.setdefault(trial.trial_id, []).append(time.monotonic() - self._epoch_started)
         if self._reporter is not None and self._reporter(trial.trial_id, epoch, (logs or {}).get(OBJECTIVE)):
             model.stop_training = True
             from tuning.hparams import log_pruned
@@ -161,18 +169,29 @@ class ServiceTuner:
                 raise Recycle(self._ended_here)
             return
         self._drop_checkpoints()
-        self._say(progress_line(self.oracle, trial.trial_id, self._total_trials, seconds))
-        self._split_budget(trial, seconds)
+        self._say(progress_line(self.oracle, trial.trial_id, self._total_trials, seconds,
+                                self.epochs_trained.get(trial.trial_id)))  # fmt: skip
+        self._split_budget(trial)
 
-    def _split_budget(self, trial, seconds: float) -> None:
+    def seconds_per_epoch(self, trial_id: str) -> float | None:
+        """A steady epoch's wall time (validation included) in a trial this process ran, or None.
+
+        The median of the epochs after the first, which also traces the
+        training step; the first alone when it is the only one.
+        """
+        times = self.epoch_seconds.get(trial_id) or []
+        steady = times[1:] or times
+        return statistics.median(steady) if steady else None
+
+    def _split_budget(self, trial) -> None:
         """After the first trial this process ran (the defaults, on a fresh run), sets the budget's split from its epoch time."""
-        epochs = self.epochs_trained.get(trial.trial_id)
-        if self._budget is None or self._ended_here != 1 or not epochs:
+        per_epoch = self.seconds_per_epoch(trial.trial_id)
+        if self._budget is None or self._ended_here != 1 or not per_epoch:
             return
-        self._budget.observe(seconds / epochs)
+        self._budget.observe(per_epoch)
         minutes = (self._budget.stop_at() - self._budget.began) / 60
         self._say(f"time budget: the search gets {self._budget.search_share:.0%} ({minutes:.1f} min); the retraining keeps "
-                  f"the rest for full-length retrainings at {seconds / epochs:.1f}s an epoch")  # fmt: skip
+                  f"the rest for full-length retrainings at {per_epoch:.1f}s an epoch")  # fmt: skip
 
     def _checkpoints_to_keep(self) -> set[str]:
         best = self.oracle.get_best_trials(1)
@@ -505,24 +524,37 @@ def _patient(create_trial: Callable) -> Callable:
     return patient_create_trial
 
 
-def progress_line(oracle: kt.Oracle, trial_id: str, total: int, seconds: float) -> str:
-    """The progress line of an ended trial, numbered by its place in the oracle's end order."""
+def progress_line(oracle: kt.Oracle, trial_id: str, total: int, seconds: float, epochs: int | None = None) -> str:
+    """The progress line of an ended trial, with its place in the oracle's end order.
+
+    Args:
+        oracle: The oracle.
+        trial_id: The trial that ended.
+        total: The trial cap.
+        seconds: The trial's wall time.
+        epochs: Epochs it trained, when this process counted them; else the
+            epochs it was given (Hyperband's, or the pruned epoch).
+    """
     done = oracle.end_order.index(trial_id) + 1 if trial_id in oracle.end_order else len(oracle.end_order)
     pruned_at = getattr(oracle, "pruned", {}).get(trial_id)
-    return format_trial_line(oracle.get_trial(trial_id), done, total, seconds, pruned_at)
+    return format_trial_line(oracle.get_trial(trial_id), done, total, seconds, pruned_at, epochs)
 
 
 def format_trial_line(trial: kt.engine.trial.Trial, done: int, total: int, seconds: float,
-                      pruned_at: int | None = None) -> str:  # fmt: skip
-    """One progress line: number out of total, status, score, epochs, time, hyperparameters."""
+                      pruned_at: int | None = None, epochs: int | None = None) -> str:  # fmt: skip
+    """One progress line in fixed columns: trial id, place out of the cap, status, score, epochs, time, hyperparameters.
+
+    Trials are named by their id everywhere (here, in "best trial", in the
+    report and on the dashboard); `[3/50]` only counts how many have ended.
+    """
     width = len(str(total))
     values = trial.hyperparameters.values
+    epochs = pruned_at or epochs or values.get("tuner/epochs")
     if trial.status == "COMPLETED" and trial.score is not None:
-        epochs = values.get("tuner/epochs")
-        outcome = f"{OBJECTIVE}={trial.score:.4f}" + (f" epochs={epochs}" if epochs else "")
-        if pruned_at:
-            outcome += f" PRUNED after epoch {pruned_at}"
+        status, score, tail = ("pruned" if pruned_at else "completed"), f"{trial.score:.4f}", ""
     else:
         reason = (trial.message or "").strip().splitlines()
-        outcome = f"{trial.status}: {reason[-1][:120] if reason else 'no reason recorded'}"
-    return f"trial {done:>{width}}/{total} (id {trial.trial_id})  {outcome}  {seconds:6.1f}s  {format_values(values)}"
+        status, score = trial.status.lower(), "-"
+        tail = f"reason: {reason[-1][:120] if reason else 'none recorded'}  "
+    return (f"trial {trial.trial_id}  [{done:>{width}}/{total}]  {status:<9}  {OBJECTIVE}={score:<6}  "
+            f"epochs={epochs if epochs is not None else '-':<3} {seconds:6.1f}s  {tail}{format_values(values)}")
