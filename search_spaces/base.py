@@ -195,6 +195,60 @@ class SearchSpace(kt.HyperModel):
         )
 
 
+# The most builds `every_branch` makes: each parent of a condition, once per value that may open a branch.
+MAX_BRANCH_BUILDS = 64
+
+
+def every_branch(space: kt.HyperModel) -> kt.HyperParameters:
+    """Every hyperparameter `space` can declare, conditional ones included.
+
+    Keras Tuner learns a space by building it, so a hyperparameter that only
+    some branches declare (SGD's momentum, the 20th layer's units) is unknown
+    until a trial takes that branch. This builds the defaults, then once more
+    for each value of each categorical hyperparameter and of each one a
+    condition depends on (for an Int, its largest value), until no build
+    declares anything new (at most `MAX_BRANCH_BUILDS` builds).
+
+    Args:
+        space: A hypermodel.
+    """
+    found = kt.HyperParameters()
+    space.build(found)
+    tried: set[tuple[str, Any]] = set()
+    builds = 0
+    while builds < MAX_BRANCH_BUILDS:
+        # Known parents, and every categorical switch: a branch not yet taken shows no condition on it.
+        parents = {c.name for hp in found.space for c in hp.conditions} | {
+            hp.name for hp in found.space if isinstance(hp, kt.engine.hyperparameters.Boolean)
+            or (isinstance(hp, kt.engine.hyperparameters.Choice) and all(isinstance(v, str) for v in hp.values))
+        }  # fmt: skip
+        todo = [(name, value) for name in sorted(parents) for value in _branch_values(found._hps[name][0])
+                if (name, value) not in tried]  # fmt: skip
+        if not todo:
+            break
+        for name, value in todo[: MAX_BRANCH_BUILDS - builds]:
+            tried.add((name, value))
+            builds += 1
+            trial = found.copy()
+            trial.values = {**default_values(found), name: value}
+            keras.backend.clear_session(free_memory=False)
+            space.build(trial)
+            known = {hp.name for hp in found.space}
+            found.merge([hp for hp in trial.space if hp.name not in known])
+    keras.backend.clear_session(free_memory=False)
+    return found
+
+
+def _branch_values(hp) -> list:
+    if isinstance(hp, kt.engine.hyperparameters.Boolean):
+        return [False, True]
+    if isinstance(hp, kt.engine.hyperparameters.Choice):
+        return list(hp.values)
+    if isinstance(hp, kt.engine.hyperparameters.Int):
+        return [hp.max_value]
+    return []
+
+
 def default_values(space: kt.HyperParameters) -> dict:
     """The space's default configuration: each active hyperparameter at its default.
 

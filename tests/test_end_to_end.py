@@ -69,14 +69,15 @@ def test_search_export_and_fresh_process_load(tuner, tmp_path):
     # The HParams dashboard: the experiment summary, one session per trial, and the retraining.
     logs = tmp_path / "logs" / f"digits-{tuner}"
     experiment = experiment_of(logs)
-    assert {"learning_rate", "optimizer", "num_layers", "units_0"} <= {h.name for h in experiment.hparam_infos}
+    shown = {h.display_name for h in experiment.hparam_infos}
+    assert {"outcome", "learning_rate", "optimizer", "num_layers", "units_0", "units_19", "momentum"} <= shown
     sessions = {
         path.parent.relative_to(logs).as_posix()
         for path in logs.rglob("events.out.tfevents.*")
         if any(tag == metadata.SESSION_START_INFO_TAG for tag, _ in read_hparams_plugin_data(path.parent))
     }
     trial_ids = sorted(p.name.removeprefix("trial_") for p in best.parent.glob("trial_*") if p.is_dir())
-    assert sessions == {f"{t}/execution0" for t in trial_ids} | {f"final/seed-{s}" for s in (1, 2, 3)}
+    assert sessions == {f"trials/{t}/execution0" for t in trial_ids} | {f"retrain/seed-{s}" for s in (1, 2, 3)} | {"export"}
 
 
 def test_console_script_is_installed():

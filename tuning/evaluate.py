@@ -94,7 +94,7 @@ def retrain(
         epochs: Epoch budget.
         patience: Early-stopping patience on validation accuracy.
         seed: Seed of the weights and the shuffle order.
-        log_dir: `logs/RUN`; TensorBoard goes to `final/` below it.
+        log_dir: `logs/RUN`; TensorBoard goes to `retrain/seed-S` below it.
         deadline: `time.time()` after which training stops, keeping the best
             epoch's weights. Defaults to None.
         say: Where a progress line goes every half minute. Defaults to None (silent).
@@ -112,7 +112,7 @@ def retrain(
         callbacks=[
             callbacks.early_stopping(patience, restore_best_weights=True),
             keras.callbacks.TerminateOnNaN(),
-            *hparams.final_session_callbacks(log_dir, hyperparameters, seed),
+            callbacks.tensorboard(hparams.retrain_session_dir(log_dir, seed)),
             *([callbacks.Deadline(deadline)] if deadline is not None else []),
             *([callbacks.Progress(say, f"retrain seed {seed}", epochs)] if say is not None else []),
         ],

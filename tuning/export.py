@@ -230,7 +230,7 @@ def calibration_warning(ece: float) -> str | None:
     """A plain sentence when the test calibration error is above `ECE_WARNING`, else None."""
     if ece <= ECE_WARNING:
         return None
-    return (f"**Calibration warning:** the expected calibration error is {ece:.3f}, above {ECE_WARNING}: the predicted "
+    return (f"Calibration warning: the expected calibration error is {ece:.3f}, above {ECE_WARNING}: the predicted "
             "probabilities are not to be read as confidences. Use the predicted class, or recalibrate "
             "(temperature scaling on held-out data) before relying on the probabilities.")
 
@@ -276,7 +276,7 @@ then retrained from scratch and evaluated on the held-out test set after selecti
 
 Test accuracy {final['test_accuracy']:.4f}, 95% Wilson interval [{low:.4f}, {high:.4f}] over the
 {data['sizes']['test']} test examples. Expected calibration error (15 bins) on test: {final['test_ece']:.4f}.
-{calibration_warning(final['test_ece']) or ''}
+{f"**{calibration_warning(final['test_ece'])}**" if calibration_warning(final['test_ece']) else ''}
 {_mc_line(final.get('mc_dropout'))}
 ### Retrain variance
 {_variance_lines(final, search)}

@@ -127,7 +127,8 @@ def summary(result) -> str:
         "search_progress.png beside it",
         f"report: python -m tuning.report {result.metrics['run']}"
         + ("" if (root := result.export_dir.parent.parent) == Path("checkpoints") else f" --checkpoint-root {root}"),
-        f"dashboard: tensorboard --logdir {result.log_dir}, then open http://localhost:6006/#hparams",
+        f"dashboard: tensorboard --logdir {result.log_dir}, then open http://localhost:6006/#hparams "
+        "(curves without smoothing: http://localhost:6006/#scalars&_smoothingWeight=0; trials/ and retrain/ runs apart)",
     ])  # fmt: skip
 
 

@@ -140,7 +140,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
             f"TensorBoard: tensorboard --logdir {config.log_dir}")  # fmt: skip
         if budget is not None:
             say(budget.describe())
-        hparams.write_experiment(config.log_dir, tuner.oracle.hyperparameters)
+        hparams.write_experiment(config.log_dir, tuner.session_table)
 
         from tuning.callbacks import search_callbacks
 
@@ -163,7 +163,6 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
                 "raise --max-failures or narrow the search, then rerun to resume"
             ) from None
         search_seconds = time.monotonic() - search_started
-        hparams.write_experiment(config.log_dir, tuner.oracle.hyperparameters)
 
         counts = tuners.trial_counts(tuner.oracle)
         if not counts.get("COMPLETED"):
@@ -205,6 +204,12 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
             val = evaluate.evaluate_split(retrained.model, dataset.val)
             say(f"retrain seed {seed + k}: val_accuracy={val['accuracy']:.4f} after {retrained.epochs_run} epochs "
                 f"({retrained.wall_seconds:.0f}s)")  # fmt: skip
+            hparams.write_session(
+                hparams.retrain_session_dir(config.log_dir, retrained.seed), tuner.session_table, best_hp.values,
+                "retraining", hparams.retraining_metrics(retrained.history, retrained.best_epoch,
+                                                         retrained.wall_seconds, retrained.model.count_params()),
+                group=f"retrain seed {retrained.seed}",
+            )  # fmt: skip
             retrains.append((retrained, val))
         # The export averages every retrained seed, so no score chooses among them; the
         # learning curves shown are those of the seed best on validation.
@@ -218,6 +223,13 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
             seed_test = test if len(retrains) == 1 else evaluate.evaluate_split(retrained.model, dataset.test)
             per_seed.append({"seed": retrained.seed, "val_accuracy": seed_val["accuracy"],
                              "test_accuracy": seed_test["accuracy"], "epochs_run": retrained.epochs_run})  # fmt: skip
+        hparams.write_session(
+            config.log_dir / hparams.EXPORT_SESSION, tuner.session_table, best_hp.values, "export",
+            {"score": val["accuracy"], "epochs": max(r.epochs_run for r, _ in retrains), "val_loss": val["loss"],
+             "seconds": sum(r.wall_seconds for r, _ in retrains), "parameters": exported.count_params(),
+             "test_accuracy": test["accuracy"]},
+            group="export",
+        )  # fmt: skip
         matrix = evaluate.confusion_matrix(exported, dataset.test, dataset.n_classes)
         correct = int(np.trace(matrix))
         val_spread = evaluate.spread([s["val_accuracy"] for s in per_seed])

@@ -30,13 +30,13 @@ from keras_tuner.src.engine import conditions as _kt_conditions
 from keras_tuner.src import utils as _kt_utils
 
 from search_spaces._optimizers import StepOffset, steps_per_epoch
-from search_spaces.base import default_values
+from search_spaces.base import default_values, every_branch
 from tuning.budget import TimeBudget
 from tuning.callbacks import OBJECTIVE
 from tuning.config import OPTUNA_TUNERS, RunConfig
 from tuning.pipeline import EVAL_BATCH_SIZE, DatasetFeeder
 from tuning.registry import Registry
-from tuning import graph_memory, proposals, trial_times
+from tuning import graph_memory, hparams, proposals, trial_times
 from tuning.proposals import LocalSearch
 from tuning.text import format_values
 
@@ -79,14 +79,15 @@ class ServiceTuner:
         trial_seed: Trial `i` seeds Keras and its shuffle with `trial_seed + i`.
         say: Where progress lines go.
         total_trials: The trial cap, for "trial 3/50".
-        log_dir: `logs/RUN`, where a pruned trial's stopping epoch is logged.
+        log_dir: `logs/RUN`; each trial's run and HParams session go to `trials/ID/execution0` below it.
+        session_table: The HParams columns each trial's session fills (`tuning.hparams.columns`).
         budget: The run's time budget: no trial starts after its `start_by()`,
             and the first trial's epoch time sets its split. Defaults to None.
         **kwargs: Passed to the Keras Tuner tuner.
     """
 
     def __init__(self, *args, feeder: DatasetFeeder, trial_seed: int, say: Say, total_trials: int,
-                 log_dir: Path, keep_checkpoints: str = "best", reporter: Callable | None = None,
+                 log_dir: Path, session_table: list, keep_checkpoints: str = "best", reporter: Callable | None = None,
                  budget: TimeBudget | None = None, recycle_after: int | None = None, **kwargs):  # fmt: skip
         self._budget = budget
         self._recycle_after = recycle_after
@@ -98,6 +99,9 @@ class ServiceTuner:
         self._say = say
         self._total_trials = total_trials
         self._log_dir = log_dir
+        self.session_table = session_table
+        self._pruned_here: dict[str, int] = {}  # trial id -> epochs trained when this process pruned it
+        self._parameters: dict[str, int] = {}  # trial id -> parameter count of its model
         self._trial_started = 0.0
         self.epochs_trained: dict[str, int] = {}  # trial id -> epochs this process trained in it
         self.epoch_seconds: dict[str, list[float]] = {}  # trial id -> wall time of each of those epochs
@@ -135,11 +139,30 @@ class ServiceTuner:
         super().on_epoch_end(trial, model, epoch, logs=logs)
         self.epochs_trained[trial.trial_id] = self.epochs_trained.get(trial.trial_id, 0) + 1
         self.epoch_seconds.setdefault(trial.trial_id, []).append(time.monotonic() - self._epoch_started)
+        self._parameters.setdefault(trial.trial_id, int(model.count_params()))
         if self._reporter is not None and self._reporter(trial.trial_id, epoch, (logs or {}).get(OBJECTIVE)):
             model.stop_training = True
-            from tuning.hparams import log_pruned
+            self._pruned_here[trial.trial_id] = epoch + 1
 
-            log_pruned(self._get_tensorboard_dir(self._log_dir, trial.trial_id, 0), epoch + 1)
+    def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
+        # Keras Tuner's own version also adds TensorBoard's `KerasCallback`, whose session
+        # logs only the active hyperparameters; `_write_session` writes a complete one instead.
+        for callback in callbacks:
+            if callback.__class__.__name__ == "TensorBoard":
+                callback.log_dir = str(hparams.trial_session_dir(self._log_dir, trial.trial_id))
+
+    def _write_session(self, trial_id: str, seconds: float) -> None:
+        """The HParams session of an ended trial, with the score and status the oracle settled on."""
+        ended = self.oracle.get_trial(trial_id)
+        pruned = trial_id in self._pruned_here or trial_id in getattr(self.oracle, "pruned", {})
+        completed = ended.status == "COMPLETED" and ended.score is not None
+        outcome = "pruned" if pruned and completed else ("completed" if completed else "failed")
+        metrics = {"score": ended.score if completed else None, "epochs": self.epochs_trained.get(trial_id, 0),
+                   "val_loss": _at_best_step(ended, "val_loss"), "seconds": seconds,
+                   "parameters": self._parameters.get(trial_id)}  # fmt: skip
+        values = {k: v for k, v in ended.hyperparameters.values.items() if not k.startswith("tuner/")}
+        hparams.write_session(hparams.trial_session_dir(self._log_dir, trial_id), self.session_table, values,
+                              outcome, metrics, group=f"trial {trial_id}")  # fmt: skip
 
     @property
     def trials_ended_here(self) -> int:
@@ -163,6 +186,7 @@ class ServiceTuner:
         trial_times.record(Path(self.project_dir), self.tuner_id, trial.trial_id, seconds)
         super().on_trial_end(trial)
         self._ended_here += 1
+        self._write_session(trial.trial_id, seconds)
         if self._is_worker():
             # The chief reports progress and keeps the checkpoints tidy.
             if self._recycle_after is not None and self._ended_here >= self._recycle_after:
@@ -216,6 +240,14 @@ class ServiceTuner:
 
     def _checkpoints_needed_to_resume(self) -> set[str]:
         return set()
+
+
+def _at_best_step(trial, metric: str) -> float | None:
+    """A metric's value at the epoch the trial's score comes from, if Keras Tuner recorded it."""
+    history = trial.metrics.get_history(metric) if trial.metrics.exists(metric) else []
+    at_best = [o.value for o in history if o.step == trial.best_step]
+    values = at_best[-1] if at_best else None
+    return float(values[0] if isinstance(values, (list, tuple)) else values) if values is not None else None
 
 
 class Recycle(Exception):
@@ -412,6 +444,7 @@ def make_tuner(
         max_consecutive_failed_trials=config.max_failures,
     )
     common = dict(
+        session_table=session_columns(hypermodel),
         hypermodel=hypermodel,
         directory=str(config.run_dir.parent),
         project_name=config.run_dir.name,
@@ -479,6 +512,20 @@ def describe_fidelity(oracle: kt.Oracle, trials: int, max_epochs: int) -> str:
         return f"up to {trials} trials; Hyperband brackets from {plan} epochs (configurations × epochs), then less aggressive ones"
     pruning = " unless pruned" if hasattr(oracle, "pruned") else ""
     return f"up to {trials} trials of up to {max_epochs} epochs each (early stopping{pruning and ', pruning'})"
+
+
+_COLUMNS_CACHE: dict[tuple, list] = {}
+
+
+def session_columns(hypermodel: kt.HyperModel) -> list:
+    """The HParams columns of a space: every hyperparameter it can declare, found once per space and data shape."""
+    context = getattr(hypermodel, "context", None)
+    key = (type(hypermodel).__name__, None if context is None else (
+        tuple(context.input_shape), context.n_classes, context.mirror_invariant, context.batch_size,
+        context.learning_rate_bounds))  # fmt: skip
+    if key not in _COLUMNS_CACHE:
+        _COLUMNS_CACHE[key] = hparams.columns(every_branch(hypermodel))
+    return _COLUMNS_CACHE[key]
 
 
 def exempt_setup_from_gc() -> None:

@@ -1,0 +1,180 @@
+"""The HParams dashboard as a user sees it: a real TensorBoard server, opened in headless Chromium.
+
+Skipped, with the reason, where Chromium, its driver or Selenium is missing
+(`.ci/run` installs Debian's `chromium` and `chromium-driver`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import run_cli
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+try:
+    import selenium  # noqa: F401
+
+    HAVE_SELENIUM = True
+except ImportError:
+    HAVE_SELENIUM = False
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER and HAVE_SELENIUM),
+    reason="needs Chromium and ChromeDriver (apt-get install chromium chromium-driver) and selenium "
+    "(pip install -e '.[test]'); .ci/run installs them",
+)
+
+ARGS = ["digits", "--tuner", "tpe", "--pruner", "median", "--trials", "8", "--max-epochs", "4", "--seed", "3",
+        "--final-seeds", "2", "--final-epochs", "2"]  # fmt: skip
+DEEP = """
+function all(root, out) { out.push(root); for (const el of root.querySelectorAll('*')) if (el.shadowRoot) all(el.shadowRoot, out); return out; }
+window.__deep = (selector) => { const found = []; for (const r of all(document, [])) found.push(...r.querySelectorAll(selector)); return found; };
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A small TPE search with median pruning, as a user runs it; returns its folder and the CLI's scores."""
+    folder = tmp_path_factory.mktemp("dashboard")
+    result = run_cli(ARGS, cwd=folder)
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = {f"trial {m.group(1)}": (float(m.group(3)), m.group(2))
+              for m in re.finditer(r"^trial (\d+) .*?(completed|pruned)\s+val_accuracy=([0-9.]+)", result.stdout, re.M)}  # fmt: skip
+    assert scores and "pruned" in {outcome for _, outcome in scores.values()}, result.stdout
+    return folder, scores
+
+
+@pytest.fixture(scope="module")
+def browser(run):
+    """TensorBoard on loopback over the run's logs, and a headless Chromium on its HParams tab."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    folder, _ = run
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(folder / "logs" / "digits-tpe"),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )  # fmt: skip
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1600,1200"):  # fmt: skip
+        options.add_argument(flag)
+    driver = None
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugins_listing", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail("TensorBoard did not start")
+                time.sleep(0.5)
+        driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+        driver.get(f"http://127.0.0.1:{port}/#hparams")
+        driver.execute_script(DEEP)
+        wait_for(driver, "return window.__deep('tf-hparams-table-view vaadin-grid, vaadin-grid').some(g => g.items && g.items.length)")
+        yield driver
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def wait_for(driver, script: str, seconds: float = 60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        driver.execute_script(DEEP)
+        value = driver.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for: {script}")
+
+
+def table_rows(driver) -> list[dict]:
+    """The table's session groups as the page holds them: name, column values, metrics."""
+    return driver.execute_script("""
+        const grid = window.__deep('vaadin-grid').find(g => g.items && g.items.length);
+        return grid.items.map(item => ({
+            name: item.name,
+            hparams: item.hparams,
+            metrics: Object.fromEntries(item.metricValues.map(m => [m.name.tag, m.value])),
+        }));
+    """)
+
+
+def test_the_table_shows_every_trial_with_the_score_the_command_line_printed(browser, run):
+    _, scores = run
+    rows = {row["name"]: row for row in table_rows(browser)}
+    assert set(scores) <= set(rows)
+    assert {"export", "retrain seed 3", "retrain seed 4"} <= set(rows)
+    for name, (score, outcome) in scores.items():
+        assert rows[name]["metrics"]["score"] == pytest.approx(score, abs=5e-5), name
+        assert rows[name]["hparams"]["00 outcome"] == outcome
+    shown = browser.execute_script("return window.__deep('vaadin-grid-cell-content').map(c => c.innerText.trim())")
+    for name in scores:
+        assert f"{rows[name]['metrics']['score']:#.5g}" in shown  # five significant digits: 0.96 as 0.96000
+
+
+def test_parallel_coordinates_draws_every_session_with_the_default_columns(browser):
+    sessions = len(table_rows(browser))
+    browser.execute_script(
+        "for (const t of window.__deep('paper-tab, [role=tab]')) if (t.innerText.trim().toUpperCase().startsWith('PARALLEL')) t.click();"
+    )
+    drawn = wait_for(browser, """
+        const plot = window.__deep('tf-hparams-parallel-coords-plot')[0];
+        const lines = plot && (plot.shadowRoot || plot).querySelectorAll('g.foreground > path');
+        return lines && lines.length ? lines.length : 0;
+    """)  # fmt: skip
+    assert drawn == sessions
+    browser.save_screenshot(os.environ.get("TUNING_DASHBOARD_SCREENSHOT", os.devnull))
+
+
+def test_every_value_lies_in_its_declared_domain(browser):
+    infos = browser.execute_script("return window.__deep('tf-hparams-query-pane')[0]._experiment.hparamInfos")
+    by_name = {info["name"]: info for info in infos}
+    for row in table_rows(browser):
+        for name, value in row["hparams"].items():
+            info = by_name[name]
+            if "domainDiscrete" in info:
+                assert value in info["domainDiscrete"], (row["name"], name, value)
+            else:
+                low, high = info["domainInterval"]["minValue"], info["domainInterval"]["maxValue"]
+                assert low <= value <= high, (row["name"], name, value)
+
+
+def test_pruned_trials_can_be_filtered_out(browser, run):
+    _, scores = run
+    pruned = {name for name, (_, outcome) in scores.items() if outcome == "pruned"}
+    total = len(table_rows(browser))
+    browser.execute_script("""
+        for (const box of window.__deep('tf-hparams-query-pane paper-checkbox, paper-checkbox'))
+            if (box.innerText.trim() === 'pruned' && box.checked) box.click();
+    """)  # fmt: skip
+    left = wait_for(browser, f"""
+        const grid = window.__deep('vaadin-grid').find(g => g.items);
+        return grid && grid.items.length === {total - len(pruned)} ? grid.items.map(i => i.name) : null;
+    """)  # fmt: skip
+    assert not pruned & set(left) and set(scores) - pruned <= set(left)
