@@ -294,6 +294,12 @@ RUNNERS = {"keras-tuner": method_keras_tuner, "exercise-mlp": method_exercise_ml
            "tuning-defaults-only": method_tuning_defaults_only, "tuning": method_tuning}  # fmt: skip
 
 
+def _commit() -> str:
+    from bench.memory import _commit as commit
+
+    return commit()
+
+
 def run_method(args) -> int:
     """One method in this process (`python -m bench.run _method ...`): writes its JSON to --out."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -313,6 +319,7 @@ def run_method(args) -> int:
         "method": args.method, "dataset": args.dataset, "seed": args.seed, "budget_minutes": args.budget_minutes,
         "wall_seconds": round(clock.elapsed(), 1), "best_val_accuracy": max((v for _, v in clock.curve), default=None),
         "val_target": target, "seconds_to_val_target": reached, "curve": clock.curve, **outcome,
+        "commit": _commit(),
     }  # fmt: skip
     Path(args.out).write_text(json.dumps(result, indent=1, default=str))
     return 0
@@ -471,6 +478,23 @@ def _machine() -> str:
     return f"{found['processor']}, {found['cpu_count']} cores, " + (", ".join(found["gpus"]) or "no GPU")
 
 
+def means_table(rows: list[dict], order: dict) -> list[str]:
+    """Mean test accuracy per dataset and method over its seeds, with the spread, as Markdown lines."""
+    import statistics
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["method"], r["budget_minutes"]), []).append(r)
+    lines = ["| dataset | method | budget (min) | seeds | mean test acc | std | min | max |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for (dataset, method, budget), found in sorted(groups.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 9))):
+        tests = [r["test_accuracy"] for r in found]
+        std = statistics.stdev(tests) if len(tests) > 1 else 0.0
+        lines.append(f"| {dataset} | {method} | {budget} | {','.join(str(r['seed']) for r in sorted(found, key=lambda r: r['seed']))} | "
+                     f"**{statistics.mean(tests):.4f}** | {std:.4f} | {min(tests):.4f} | {max(tests):.4f} |")  # fmt: skip
+    return lines + [""]
+
+
 def render(command: str, results: Path = RESULTS) -> str:
     """The Markdown of every result file in `results`."""
     files = sorted(results.glob("*.json"))
@@ -479,13 +503,15 @@ def render(command: str, results: Path = RESULTS) -> str:
     accuracy_files = sorted(results.glob("accuracy-*.json"))
     if accuracy_files:
         rows = [json.loads(p.read_text()) for p in accuracy_files]
-        lines += ["| dataset | method | seed | budget (min) | trials | best val | test acc | time to val target | wall |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
         order = {m: i for i, m in enumerate(METHODS)}
+        lines += means_table(rows, order)
+        lines += ["| dataset | method | seed | budget (min) | trials | members | best val | test acc | time to val target | wall | commit |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
         for r in sorted(rows, key=lambda r: (r["dataset"], r["seed"], order.get(r["method"], 9))):
             reached = f"{r['seconds_to_val_target']:.0f}s (≥{r['val_target']})" if r.get("seconds_to_val_target") is not None else f"not reached (≥{r['val_target']})"
             lines.append(f"| {r['dataset']} | {r['method']} | {r['seed']} | {r['budget_minutes']} | {r.get('trials', '-')} | "
-                         f"{r['best_val_accuracy']:.4f} | **{r['test_accuracy']:.4f}** | {reached} | {r['wall_seconds']:.0f}s |")  # fmt: skip
+                         f"{r.get('members', '-')} | {r['best_val_accuracy']:.4f} | **{r['test_accuracy']:.4f}** | {reached} | "
+                         f"{r['wall_seconds']:.0f}s | {r.get('commit', '-')} |")  # fmt: skip
         lines.append("")
     over = results / "overhead.json"
     if over.exists():

@@ -232,7 +232,10 @@ def every_branch(space: kt.HyperModel) -> kt.HyperParameters:
             trial = found.copy()
             trial.values = {**default_values(found), name: value}
             keras.backend.clear_session(free_memory=False)
-            space.build(trial)
+            try:
+                space.build(trial)
+            except Exception:  # a branch that cannot be built adds nothing; its trials will fail on their own
+                continue
             known = {hp.name for hp in found.space}
             found.merge([hp for hp in trial.space if hp.name not in known])
     keras.backend.clear_session(free_memory=False)

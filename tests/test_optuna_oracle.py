@@ -85,15 +85,14 @@ def test_pruner_stops_clearly_bad_trials_early(toy_dataset, tmp_path):
     states = {t.number: t.state for t in oracle.study.trials}
     assert sum(s == optuna.trial.TrialState.PRUNED for s in states.values()) == len(oracle.pruned)
     assert tuners.trial_counts(oracle)["PRUNED"] == len(oracle.pruned)
-    import tensorflow as tf
+    from tests.test_hparams import read_scalars, session_of, value_of
+    from tuning import hparams
 
-    for trial_id, epochs in oracle.pruned.items():  # the dashboard's "pruned at epoch" column
-        logged = []
-        for path in (tmp_path / "logs" / trial_id / "execution0").glob("events.out.tfevents.*"):
-            for record in tf.data.TFRecordDataset(str(path)):
-                event = tf.compat.v1.Event.FromString(record.numpy())
-                logged += [tf.make_ndarray(v.tensor).item() for v in event.summary.value if v.tag == "pruned_at_epoch"]
-        assert logged == [epochs]
+    for trial_id, epochs in oracle.pruned.items():  # the dashboard: outcome "pruned", and the epochs it trained
+        session = hparams.trial_session_dir(tmp_path / "logs", trial_id)
+        start, _ = session_of(session)
+        assert value_of(start.hparams["00 outcome"]) == "pruned"
+        assert read_scalars(session)["epochs"] == epochs
 
 
 def test_tpe_search_end_to_end_with_export_and_readable_study(tmp_path):

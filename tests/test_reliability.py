@@ -60,7 +60,7 @@ def test_failed_trials_are_recorded_with_their_reason_and_the_search_goes_on(toy
 
     space = FlakySpace(SpaceContext.for_dataset(toy_dataset, batch_size=16))
     tuner = tuners.RandomTuner(
-        hypermodel=space, objective=kt.Objective("val_accuracy", "max"), max_trials=14, seed=2,
+        hypermodel=space, objective=kt.Objective("val_accuracy", "max"), max_trials=14, seed=0,
         max_consecutive_failed_trials=50, directory=str(tmp_path), project_name="p",
         feeder=DatasetFeeder(toy_dataset), trial_seed=0, say=lambda _: None, total_trials=14,
         log_dir=tmp_path / "logs",
@@ -141,11 +141,11 @@ def assert_valid_export(run_dir: Path) -> None:
     assert not list(run_dir.glob("best.tmp-*")), "a half-written export was left behind"
 
 
-@pytest.mark.parametrize("moment", ["[2/", "best trial"])
+@pytest.mark.parametrize("moment", ["trial 1  [2/", "best trial"])
 def test_sigkill_then_rerun_finishes_without_repeating_finished_trials(moment, tmp_path):
     process = start(tmp_path)
     wait_for_line(process, moment)
-    if moment == "[2/":
+    if moment == "trial 1  [2/":
         time.sleep(0.3)  # into the third trial
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
@@ -167,7 +167,7 @@ def test_sigkill_then_rerun_finishes_without_repeating_finished_trials(moment, t
 
 def test_ctrl_c_saves_state_prints_how_to_resume_and_exits_130(tmp_path):
     process = start(tmp_path)
-    wait_for_line(process, "[1/")
+    wait_for_line(process, "trial 0  [1/")
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130

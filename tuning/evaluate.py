@@ -114,7 +114,7 @@ def retrain(
             keras.callbacks.TerminateOnNaN(),
             callbacks.tensorboard(hparams.retrain_session_dir(log_dir, seed)),
             *([callbacks.Deadline(deadline)] if deadline is not None else []),
-            *([callbacks.Progress(say, f"retrain seed {seed}", epochs)] if say is not None else []),
+            *([callbacks.Progress(say, f"retraining seed {seed}", epochs)] if say is not None else []),
         ],
         verbose=0,
     ).history

@@ -81,13 +81,14 @@ class ServiceTuner:
         total_trials: The trial cap, for "trial 3/50".
         log_dir: `logs/RUN`; each trial's run and HParams session go to `trials/ID/execution0` below it.
         session_table: The HParams columns each trial's session fills (`tuning.hparams.columns`).
+            Defaults to None: those of the hypermodel.
         budget: The run's time budget: no trial starts after its `start_by()`,
             and the first trial's epoch time sets its split. Defaults to None.
         **kwargs: Passed to the Keras Tuner tuner.
     """
 
     def __init__(self, *args, feeder: DatasetFeeder, trial_seed: int, say: Say, total_trials: int,
-                 log_dir: Path, session_table: list, keep_checkpoints: str = "best", reporter: Callable | None = None,
+                 log_dir: Path, session_table: list | None = None, keep_checkpoints: str = "best", reporter: Callable | None = None,
                  budget: TimeBudget | None = None, recycle_after: int | None = None, **kwargs):  # fmt: skip
         self._budget = budget
         self._recycle_after = recycle_after
@@ -108,6 +109,8 @@ class ServiceTuner:
         self._epoch_started = 0.0
         with contextlib.redirect_stdout(io.StringIO()):  # Keras Tuner prints "Reloading Tuner from ..."
             super().__init__(*args, **kwargs)
+        if self.session_table is None:
+            self.session_table = session_columns(self.hypermodel)
         if self._is_worker():
             self.oracle.create_trial = _patient(self.oracle.create_trial)
 
@@ -444,7 +447,6 @@ def make_tuner(
         max_consecutive_failed_trials=config.max_failures,
     )
     common = dict(
-        session_table=session_columns(hypermodel),
         hypermodel=hypermodel,
         directory=str(config.run_dir.parent),
         project_name=config.run_dir.name,

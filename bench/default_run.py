@@ -1,0 +1,70 @@
+"""A default run of the command line, timed, recorded in `bench/results/default-DATASET-seedS.json`.
+
+    python -m bench.default_run DATASET --data-dir DIR [--seed 0] [--workdir DIR] [-- EXTRA TUNING.RUN ARGS]
+
+Runs `python -m tuning.run DATASET --data-dir DIR --seed S [EXTRA]` in a fresh
+process, in `--workdir` (default: a temporary folder), and records the
+dataset, the test accuracy and its interval, the wall time, the command, the
+date and the commit, with the run's own key figures from `metrics.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(prog="bench.default_run", description=__doc__.splitlines()[0])
+    parser.add_argument("dataset")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir")
+    args = parser.parse_args(own)
+    command = ["python", "-m", "tuning.run", args.dataset, "--data-dir", args.data_dir, "--seed", str(args.seed), *extra]
+    from bench.memory import _commit
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(args.workdir or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, *command[1:]], cwd=workdir, capture_output=True, text=True,
+                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(RESULTS.parents[1])))  # fmt: skip
+        wall = time.monotonic() - started
+        (workdir / "stdout.txt").write_text(done.stdout)
+        if done.returncode != 0:
+            print(done.stdout[-3000:], done.stderr[-3000:], sep="\n", file=sys.stderr)
+            return done.returncode
+        name = next(line.split()[-1] for line in done.stdout.splitlines() if line.startswith("report: "))
+        metrics = json.loads((workdir / "checkpoints" / name / "best" / "metrics.json").read_text())
+    final, search = metrics["final"], metrics["search"]
+    result = {
+        "dataset": args.dataset, "test_accuracy": final["test_accuracy"], "test_accuracy_ci95": final["test_accuracy_ci95"],
+        "wall_seconds": round(wall, 1), "command": " ".join(command), "date": time.strftime("%Y-%m-%d"),
+        "commit": _commit(), "seed": args.seed, "val_accuracy": final["val_accuracy"], "test_ece": final["test_ece"],
+        "members": final["members"], "seed_test_accuracies": [s["test_accuracy"] for s in final["seeds"]],
+        "search_seconds": search["wall_seconds"], "retrain_seconds": final["wall_seconds"],
+        "trials_by_status": search["trials_by_status"], "best_trial": search["best_trial_id"],
+        "best_trial_val_accuracy": search["best_trial_val_accuracy"], "hyperparameters_path": f"{name}/best/hyperparameters.json",
+        "summary": done.stdout.strip().splitlines()[-14:],
+    }  # fmt: skip
+    out = RESULTS / f"default-{args.dataset}-seed{args.seed}.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({k: result[k] for k in ("dataset", "test_accuracy", "wall_seconds", "commit")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
