@@ -31,7 +31,7 @@ class DenseSpace(SearchSpace):
     Its defaults, which the search tries first, are a strong single guess per
     profile. Grey digits: 2×1024 ReLU, dropout 0.3, Adam warmed up to 2e-3
     then cosine-annealed, batch 128, shifts of up to 2 pixels. Colour photos:
-    standardized inputs, 3×1024 Dense-BN-ReLU, dropout 0.3, Adam with
+    standardized inputs, 3×1024 Dense-BN-ReLU, dropout 0.1, Adam with
     decoupled weight decay 1e-4 (AdamW) warmed up to 1e-3 then cosine,
     random left-right flips and shifts of up to 3 pixels.
     """
@@ -39,7 +39,9 @@ class DenseSpace(SearchSpace):
     DEFAULT_LEARNING_RATE = 2e-3
     PRIORS = {
         "grey": {"standardize": False, "num_layers": 2, "normalization": "none", "dropout": 0.3},
-        "colour": {"standardize": True, "num_layers": 3, "normalization": "batch", "dropout": 0.3,
+        # Dropout 0.1 after each of the three batch-normalized layers, not 0.3: 60.6% against 57.6% on
+        # validation after 20 epochs (`python -m bench.priors --dataset cifar10`, README "Performance").
+        "colour": {"standardize": True, "num_layers": 3, "normalization": "batch", "dropout": 0.1,
                    "learning_rate": 1e-3, "weight_decay": 1e-4},
     }  # fmt: skip
 

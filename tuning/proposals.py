@@ -34,8 +34,6 @@ from keras_tuner.src.engine import hyperparameters as hp_module
 from search_spaces.base import default_values
 from tuning.errors import UsageError
 
-# Measured on digits (see the README, "Local search"): the share that new configurations reach.
-DEFAULT_SHARE = 0.5
 # Finished trials over which the share grows linearly from 0 to its full value.
 RAMP_TRIALS = 4
 # Local moves tried before deferring to the tuner when each one lands on a configuration already tried.
@@ -53,7 +51,8 @@ class LocalSearch:
     Args:
         share: The share of new configurations that are local moves once
             `ramp` trials have finished, 0 to 1; 0 leaves every configuration
-            after the defaults to the tuner. Defaults to `DEFAULT_SHARE`.
+            after the defaults to the tuner. The run's default is
+            `RunConfig.local_share`, measured on digits (README, "Search strategy").
         seed: Seed of the moves; the draw for the N-th trial depends only on
             `seed` and N, so a resumed run proposes what the first would have.
             Defaults to 0.
@@ -61,7 +60,7 @@ class LocalSearch:
             Defaults to `RAMP_TRIALS`.
     """
 
-    share: float = DEFAULT_SHARE
+    share: float
     seed: int = 0
     ramp: int = RAMP_TRIALS
 

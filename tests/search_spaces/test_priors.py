@@ -45,10 +45,10 @@ def test_dense_defaults_are_the_strong_guess_of_each_profile():
     }  # fmt: skip
     assert "flip" not in grey  # digits are never mirrored
     colour, _ = defaults_of(search_spaces.get("dense")(context((32, 32, 3), mirror_invariant=True)))
-    assert {k: colour[k] for k in ("num_layers", "normalization", "standardize", "learning_rate", "weight_decay",
-                                   "translate", "flip")} == {
-        "num_layers": 3, "normalization": "batch", "standardize": True, "learning_rate": 1e-3, "weight_decay": 1e-4,
-        "translate": 3, "flip": True,
+    assert {k: colour[k] for k in ("num_layers", "normalization", "dropout", "standardize", "learning_rate",
+                                   "weight_decay", "translate", "flip")} == {
+        "num_layers": 3, "normalization": "batch", "dropout": 0.1, "standardize": True, "learning_rate": 1e-3,
+        "weight_decay": 1e-4, "translate": 3, "flip": True,
     }  # fmt: skip
 
 
