@@ -35,6 +35,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(own)
     command = ["python", "-m", "tuning.run", args.dataset, "--data-dir", args.data_dir, "--seed", str(args.seed), *extra]
     from bench.memory import _commit
+    from tuning.metrics import RunMetrics
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(args.workdir or tmp)
@@ -48,16 +49,16 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(done.stdout[-3000:], done.stderr[-3000:], sep="\n", file=sys.stderr)
             return done.returncode
         name = next(line.split()[-1] for line in done.stdout.splitlines() if line.startswith("report: "))
-        metrics = json.loads((workdir / "checkpoints" / name / "best" / "metrics.json").read_text())
-    final, search = metrics["final"], metrics["search"]
+        metrics = RunMetrics.read(workdir / "checkpoints" / name / "best" / "metrics.json")
+    final, search = metrics.final, metrics.search
     result = {
-        "dataset": args.dataset, "test_accuracy": final["test_accuracy"], "test_accuracy_ci95": final["test_accuracy_ci95"],
+        "dataset": args.dataset, "test_accuracy": final.test_accuracy, "test_accuracy_ci95": final.test_accuracy_ci95,
         "wall_seconds": round(wall, 1), "command": " ".join(command), "date": time.strftime("%Y-%m-%d"),
-        "commit": _commit(), "seed": args.seed, "val_accuracy": final["val_accuracy"], "test_ece": final["test_ece"],
-        "members": final["members"], "seed_test_accuracies": [s["test_accuracy"] for s in final["seeds"]],
-        "search_seconds": search["wall_seconds"], "retrain_seconds": final["wall_seconds"],
-        "trials_by_status": search["trials_by_status"], "best_trial": search["best_trial_id"],
-        "best_trial_val_accuracy": search["best_trial_val_accuracy"], "hyperparameters_path": f"{name}/best/hyperparameters.json",
+        "commit": _commit(), "seed": args.seed, "val_accuracy": final.val_accuracy, "test_ece": final.test_ece,
+        "members": final.members, "seed_test_accuracies": [s["test_accuracy"] for s in final.seeds],
+        "search_seconds": search.wall_seconds, "retrain_seconds": final.wall_seconds,
+        "trials_by_status": search.trials_by_status, "best_trial": search.best_trial_id,
+        "best_trial_val_accuracy": search.best_trial_val_accuracy, "hyperparameters_path": f"{name}/best/hyperparameters.json",
         "summary": done.stdout.strip().splitlines()[-14:],
     }  # fmt: skip
     out = RESULTS / f"default-{args.dataset}-seed{args.seed}.json"

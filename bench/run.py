@@ -275,12 +275,12 @@ def method_tuning(data, budget: float, seed: int, workdir: Path, clock: Clock, d
         checkpoint_root=str(workdir / "checkpoints"), log_root=str(workdir / "logs"), **options,
     )  # fmt: skip
     result = service.run(config, say=say)
-    final = result.metrics["final"]
-    for value in final["history"].get("val_accuracy", []):
+    final = result.record.final
+    for value in final.history.get("val_accuracy", []):
         clock.record(value)
-    return {"trials": sum(result.metrics["search"]["trials_by_status"].values()),
-            "test_accuracy": final["test_accuracy"], "best": result.hyperparameters,
-            "members": len(final["members"]), "epochs_per_member": final["epoch_budget"]}  # fmt: skip
+    return {"trials": sum(result.record.search.trials_by_status.values()),
+            "test_accuracy": final.test_accuracy, "best": result.hyperparameters,
+            "members": len(final.members), "epochs_per_member": final.epoch_budget}  # fmt: skip
 
 
 def method_tuning_defaults_only(data, budget: float, seed: int, workdir: Path, clock: Clock,
@@ -341,6 +341,7 @@ def overhead(args) -> dict:
     from tuning import callbacks, tuners
     from tuning.config import RunConfig
     from tuning.pipeline import DatasetFeeder
+    from tuning.service import search_plan
 
     data = _load(args.datasets[0], args.data_dir)
     epochs, batch, repeats = 3, 128, 3
@@ -401,7 +402,7 @@ def overhead(args) -> dict:
                       validation_data=(data.val.x, data.val.y), callbacks=[FitTimer(bare)])  # fmt: skip
             started = time.monotonic()
             if tuner is None:
-                tuner = tuners.make_tuner(config, Fixed(), feeder, 0, lambda line: None)
+                tuner = tuners.make_tuner(search_plan(config, time.time()), Fixed(), feeder, 0, lambda line: None)
             tuner.oracle.max_trials = r + 1  # one more trial on the same tuner
             tuner.search(epochs=epochs, verbose=0,
                          callbacks=[*callbacks.search_callbacks(epochs + 1, config.log_dir), FitTimer(inside)])  # fmt: skip
@@ -472,7 +473,7 @@ def memory(args) -> list[dict]:
 
 
 def _machine() -> str:
-    from tuning.service import machine
+    from tuning.metrics import machine
 
     found = machine()
     return f"{found['processor']}, {found['cpu_count']} cores, " + (", ".join(found["gpus"]) or "no GPU")

@@ -40,3 +40,10 @@ def test_config_is_frozen():
 def test_bad_values_echo_the_value(changes, message):
     with pytest.raises(UsageError, match=message):
         RunConfig(dataset="mnist", **changes)
+
+
+def test_the_optuna_tuner_names_are_the_registered_samplers():
+    from tuning import optuna_oracle
+    from tuning.config import OPTUNA_TUNERS
+
+    assert set(OPTUNA_TUNERS) == set(optuna_oracle.SAMPLERS.names())

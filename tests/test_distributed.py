@@ -82,7 +82,7 @@ def _worker_pid(worker_id: str) -> int | None:
             cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if "tuning.distributed" in cmdline and f'"worker_id": "{worker_id}"' in cmdline:
+        if "tuning.worker" in cmdline and f'"worker_id": "{worker_id}"' in cmdline:
             return int(entry.name)
     return None
 

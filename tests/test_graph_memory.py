@@ -14,6 +14,7 @@ from search_spaces.base import SpaceContext
 from tuning import datasets, graph_memory, tuners
 from tuning.callbacks import search_callbacks
 from tuning.config import RunConfig
+from tuning.service import search_plan
 from tuning.pipeline import DatasetFeeder
 
 
@@ -59,7 +60,7 @@ def test_the_tuner_releases_each_trial_s_graphs_when_the_trial_ends(tmp_path):
     config = RunConfig(dataset="digits", tuner="random", trials=2, max_epochs=1, seed=0,
                        checkpoint_root=str(tmp_path / "c"), log_root=str(tmp_path / "l"))  # fmt: skip
     hypermodel = search_spaces.get("dense")(SpaceContext.for_dataset(dataset))
-    tuner = tuners.make_tuner(config, hypermodel, DatasetFeeder(dataset), 0, lambda line: None)
+    tuner = tuners.make_tuner(search_plan(config, 0.0), hypermodel, DatasetFeeder(dataset), 0, lambda line: None)
     tuner.search(epochs=1, callbacks=search_callbacks(2, config.log_dir), verbose=0)
     assert len(tuner.oracle.trials) == 2
     assert graph_memory.custom_gradient_count() == 0

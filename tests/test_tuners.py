@@ -15,6 +15,7 @@ import search_spaces
 from search_spaces.base import SpaceContext, default_values
 from tuning import datasets, proposals, tuners
 from tuning.config import RunConfig
+from tuning.service import search_plan
 from tuning.pipeline import DatasetFeeder
 from tuning.optuna_oracle import OptunaOracle
 from tuning.proposals import LocalSearch
@@ -181,7 +182,7 @@ def test_a_built_tuner_leaves_the_setup_out_of_later_collections(tmp_path):
     hypermodel = search_spaces.get("dense")(SpaceContext.for_dataset(dataset))
     gc.unfreeze()
     assert gc.get_freeze_count() == 0
-    tuners.make_tuner(config, hypermodel, DatasetFeeder(dataset), 0, lambda line: None)
+    tuners.make_tuner(search_plan(config, 0.0), hypermodel, DatasetFeeder(dataset), 0, lambda line: None)
     assert gc.get_freeze_count() > 10_000  # TensorFlow, Keras and the data: frozen, not walked per trial
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from tuning.errors import UsageError
+from tuning.run_files import RunFiles
 
 DEFAULT_SPACE = {"mnist": "dense", "cifar10": "dense", "digits": "dense"}
 FALLBACK_SPACE = "dense"
@@ -231,7 +232,12 @@ class RunConfig:
     @property
     def storage_url(self) -> str:
         """The Optuna study's storage: `--storage`, else SQLite in the run directory."""
-        return self.storage or f"sqlite:///{(self.run_dir / 'study.db').resolve()}"
+        return self.storage or self.files.default_study_url
+
+    @property
+    def files(self) -> RunFiles:
+        """The run's folders and files."""
+        return RunFiles(self.run_dir, self.log_dir)
 
     @property
     def space_name(self) -> str:
@@ -249,7 +255,7 @@ class RunConfig:
 
     @property
     def export_dir(self) -> Path:
-        return self.run_dir / "best"
+        return self.files.export_dir
 
     def identity(self) -> dict:
         """The options that must match for a rerun to resume this run."""

@@ -9,14 +9,13 @@ the same id when it dies, so that the chief hands it back the trial it was
 running. The protocol, the servicer and the client are Keras Tuner's; the
 chief's loop is ours only so that it can also stop when its local workers
 are gone, report progress, and shut down on Ctrl-C. Does not own: what a
-trial does (`tuning.tuners`) or what the chief does after the search
-(`tuning.service`).
+trial does (`tuning.tuners`), what a worker process does
+(`tuning.worker`, which `WorkerPool` starts), or what the chief does after
+the search (`tuning.service`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import signal
 import socket
@@ -28,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from tuning.config import RunConfig
 from tuning.errors import RunError, UsageError
 
 Say = Callable[[str], None]
@@ -96,42 +94,40 @@ class WorkerPool:
     """`--workers N` worker processes on this machine, restarted when they die.
 
     Args:
-        config: The chief's run; each worker gets a copy with its own role and id.
-        seed: The run's seed, so that trial `i` gets the same seed on any worker.
+        count: How many workers.
+        spec_for: `spec_for(worker_id, threads)` is the JSON a worker starts
+            from (`python -m tuning.worker SPEC`).
         host: Address the chief serves on.
         port: Its port.
         say: Where the pool's messages go.
+        recycle_after: Trials after which a worker exits to be replaced. Defaults to None.
         max_restarts: Deaths by signal (kill -9, the OOM killer) a worker
             survives; each restart retries the trial it was running.
             Defaults to 3.
     """
 
-    config: RunConfig
-    seed: int
+    count: int
+    spec_for: Callable[[str, int], str]
     host: str
     port: int
     say: Say
+    recycle_after: Optional[int] = None
     max_restarts: int = MAX_RESTARTS
     workers: list[_Worker] = field(default_factory=list)
 
     def start(self) -> None:
-        n = self.config.workers or 1
-        threads = worker_threads(n)
+        threads = worker_threads(self.count)
         gpus = _gpu_count()
         self.say(
-            f"starting {n} worker process(es) with {threads} CPU thread(s) each"
+            f"starting {self.count} worker process(es) with {threads} CPU thread(s) each"
             + (f", one of {gpus} GPUs each" if gpus > 1 else "")
             + f"; the chief serves on {self.host}:{self.port}"
         )
-        self.workers = [_Worker(f"w{i}", i, threads, gpus) for i in range(n)]
+        self.workers = [_Worker(f"w{i}", i, threads, gpus) for i in range(self.count)]
         for worker in self.workers:
             self._launch(worker)
 
     def _launch(self, worker: _Worker) -> None:
-        worker_config = dataclasses.replace(
-            self.config, role="worker", workers=None, worker_id=worker.worker_id, overwrite=False,
-            oracle=f"{self.host}:{self.port}", seed=self.seed, threads=worker.threads,
-        )  # fmt: skip
         env = dict(os.environ)
         for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
             env.pop(name, None)
@@ -140,7 +136,7 @@ class WorkerPool:
         elif worker.gpus == 1:
             env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # several processes share the one GPU
         worker.process = subprocess.Popen(
-            [sys.executable, "-m", "tuning.distributed", json.dumps(dataclasses.asdict(worker_config))],
+            [sys.executable, "-m", "tuning.worker", self.spec_for(worker.worker_id, worker.threads)],
             env=env, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )  # fmt: skip
 
@@ -155,7 +151,7 @@ class WorkerPool:
             if code == 0:
                 worker.outcome = "done"
             elif code == RECYCLE_EXIT:
-                self.say(f"worker {worker.worker_id} recycled after {self.config.recycle_after} trial(s): a fresh process returns its memory")
+                self.say(f"worker {worker.worker_id} recycled after {self.recycle_after} trial(s): a fresh process returns its memory")
                 self._launch(worker)
             elif code < 0 and worker.restarts < self.max_restarts:
                 worker.restarts += 1
@@ -287,14 +283,14 @@ def _too_many_failures(oracle) -> bool:
     return False
 
 
-def work(tuner, config: RunConfig, **search_kwargs) -> tuple[int, bool]:
+def work(tuner, plan, **search_kwargs) -> tuple[int, bool]:
     """Runs trials the chief hands out until it says stop (or `--recycle-after` is reached).
 
     Returns how many trials this worker ran and whether it stopped to be recycled.
 
     Args:
         tuner: This worker's tuner; Keras Tuner routes its oracle calls to the chief.
-        config: The worker's run.
+        plan: The worker's `tuning.search.SearchPlan`.
         **search_kwargs: Passed to `tuner.search`.
     """
     import grpc
@@ -310,28 +306,13 @@ def work(tuner, config: RunConfig, **search_kwargs) -> tuple[int, bool]:
         code = error.code() if hasattr(error, "code") else None
         if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
             raise RunError(
-                f"the chief at {config.oracle} did not answer within {config.chief_timeout}s "
+                f"the chief at {plan.oracle_address} did not answer within {plan.chief_timeout}s "
                 f"({code.name}); it has stopped or is unreachable. Restart it with the same command "
                 "to resume; --chief-timeout sets how long workers wait"
             ) from None
         details = (error.details() if hasattr(error, "details") else "") or str(error)
         raise RunError(f"the chief refused this worker's request: {details.strip().splitlines()[-1]}") from None
     return tuner.trials_ended_here, recycled
-
-
-def wait_for_run_file(path: Path, timeout: int, say: Say) -> None:
-    """A worker started before its chief waits for the chief's run file, up to `timeout` seconds."""
-    if path.exists():
-        return
-    say(f"waiting up to {timeout}s for the chief to create {path}")
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise RunError(
-                f"no chief created {path} within {timeout}s; start the chief first "
-                "(same DATASET and options, --role chief) or raise --chief-timeout"
-            )
-        time.sleep(1.0)
 
 
 def _gpu_count() -> int:
@@ -348,34 +329,3 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
-
-
-def _config_from_json(text: str) -> RunConfig:
-    values = json.loads(text)
-    values["command"] = tuple(values.get("command", ()))
-    return RunConfig(**values)
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    """`python -m tuning.distributed CONFIG_JSON`: one local worker, as started by `WorkerPool`."""
-    from tuning.cli import quiet_libraries, run_command
-
-    argv = sys.argv[1:] if argv is None else argv
-    config = _config_from_json(argv[0])
-    prefix = f"[{config.worker_id}] "
-
-    def body() -> int:
-        quiet_libraries()
-        from tuning import service
-
-        ran = service.run(config, say=lambda line: print(prefix + line, flush=True))
-        if ran.recycled:
-            return RECYCLE_EXIT
-        print(f"{prefix}done: ran {ran.trials_run} trial(s)", flush=True)
-        return 0
-
-    return run_command(f"tuning worker {config.worker_id}", body, debug=False)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

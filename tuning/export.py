@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from tuning import evaluate, plots
+from tuning.metrics import METRICS_FILE, FinalFigures, RunMetrics, SearchFigures
 
 MODEL_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
@@ -56,7 +57,7 @@ def write_export(
     export_dir: Path,
     model: keras.Model,
     hyperparameters: dict,
-    metrics: dict,
+    metrics: RunMetrics,
     figures: Figures,
 ) -> Path:
     """Writes the export and swaps it into `export_dir`.
@@ -80,7 +81,7 @@ def write_export(
     with contextlib.redirect_stdout(io.StringIO()):  # model.export prints its endpoints
         model.export(str(staging / SAVED_MODEL_DIR), format="tf_saved_model", verbose=False)
     _write_json(staging / "hyperparameters.json", hyperparameters)
-    _write_json(staging / "metrics.json", metrics)
+    metrics.write(staging / METRICS_FILE)
     plots.confusion_matrix_png(figures.confusion, figures.class_names, staging / CONFUSION_PNG)
     plots.learning_curves_png(figures.history, staging / CURVES_PNG, figures.best_epoch)
     plots.search_progress_png(figures.trial_scores, figures.trial_seconds, staging / SEARCH_PNG)
@@ -165,12 +166,12 @@ def _layer_lines(model: keras.Model) -> list[str]:
     return lines
 
 
-def _engine(search: dict) -> str:
-    optuna = search.get("optuna")
+def _engine(search: SearchFigures) -> str:
+    optuna = search.optuna
     if optuna:
-        return (f"Optuna's `{search['tuner']}` sampler (pruner `{optuna['pruner']}`, study "
+        return (f"Optuna's `{search.tuner}` sampler (pruner `{optuna['pruner']}`, study "
                 f"`{optuna['study_name']}` in `{optuna['storage']}`) driving Keras Tuner")  # fmt: skip
-    return f"Keras Tuner's `{search['tuner']}`"
+    return f"Keras Tuner's `{search.tuner}`"
 
 
 def _lr_range_line(test: dict | None) -> str:
@@ -192,26 +193,26 @@ def _mc_line(mc: dict | None) -> str:
     )
 
 
-def _variance_lines(final: dict, search: dict) -> str:
-    seeds = final["seeds"]
-    val, test = final["val_accuracy_spread"], final["test_accuracy_spread"]
+def _variance_lines(final: FinalFigures, search: SearchFigures) -> str:
+    seeds = final.seeds
+    val, test = final.val_accuracy_spread, final.test_accuracy_spread
     rows = "\n".join(
         f"| {s['seed']} | {s['val_accuracy']:.4f} | {s['test_accuracy']:.4f} | {s['epochs_run']} |" for s in seeds
     )
-    gap = final["search_validation_gap"]
+    gap = final.search_validation_gap
     if gap > GAP_WARNING:
-        verdict = (f"The search's best trial scored {search['best_trial_val_accuracy']:.4f} on validation, "
+        verdict = (f"The search's best trial scored {search.best_trial_val_accuracy:.4f} on validation, "
                    f"{gap:.4f} above the retrained mean: **the search over-fitted its validation split** "
                    "(it picked a lucky run). Expect the retrained figures, not the search's.")  # fmt: skip
     elif gap < -GAP_WARNING:
         verdict = (f"The retrained mean is {-gap:.4f} above the search's best trial "
-                   f"({search['best_trial_val_accuracy']:.4f}), which trained for fewer epochs.")  # fmt: skip
+                   f"({search.best_trial_val_accuracy:.4f}), which trained for fewer epochs.")  # fmt: skip
     else:
-        verdict = (f"The search's best trial ({search['best_trial_val_accuracy']:.4f}) and the retrained mean "
+        verdict = (f"The search's best trial ({search.best_trial_val_accuracy:.4f}) and the retrained mean "
                    f"agree within {GAP_WARNING:.2f}: no sign that the search over-fitted its validation split.")
     exported = (
         f"the export averages the {len(seeds)} models' class probabilities (a deep ensemble: "
-        f"validation {final['val_accuracy']:.4f}, test {final['test_accuracy']:.4f}), so no score chose among them"
+        f"validation {final.val_accuracy:.4f}, test {final.test_accuracy:.4f}), so no score chose among them"
         if len(seeds) > 1 else "it is exported as it is"
     )
     return f"""Retrained {len(seeds)} time(s) from scratch with different seeds; {exported}.
@@ -235,69 +236,69 @@ def calibration_warning(ece: float) -> str | None:
             "(temperature scaling on held-out data) before relying on the probabilities.")
 
 
-def reproducing_command(metrics: dict) -> str:
+def reproducing_command(metrics: RunMetrics) -> str:
     """The command that produced the run, with `--seed` added when it was drawn at random."""
-    command = metrics["command"]
+    command = metrics.command
     if command.startswith("(") or "--seed" in command.split():
         return command
-    return f"{command} --seed {metrics['seed']}"
+    return f"{command} --seed {metrics.seed}"
 
 
-def _trial_epochs_text(search: dict) -> str:
-    epochs = search.get("trial_epochs")
+def _trial_epochs_text(search: SearchFigures) -> str:
+    epochs = search.trial_epochs
     if not epochs:
-        return f"up to {search['max_epochs']} epochs per trial"
+        return f"up to {search.max_epochs} epochs per trial"
     if epochs["min"] == epochs["max"]:
         return f"every trial trained {epochs['max']} epochs"
     return f"trials trained {epochs['min']} to {epochs['max']} epochs"
 
 
-def model_card(model: keras.Model, hyperparameters: dict, metrics: dict) -> str:
+def model_card(model: keras.Model, hyperparameters: dict, metrics: RunMetrics) -> str:
     """The `README.md` of an export, from the same figures as `metrics.json`."""
-    data, search, final = metrics["dataset"], metrics["search"], metrics["final"]
-    counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(search["trials_by_status"].items()))
+    data, search, final = metrics.dataset, metrics.search, metrics.final
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(search.trials_by_status.items()))
     layers = _architecture(model)
-    shape = ", ".join(str(d) for d in data["input_shape"])
+    shape = ", ".join(str(d) for d in data.input_shape)
     hp_lines = "\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(hyperparameters.items()))
-    low, high = final["test_accuracy_ci95"]
-    machine, versions = metrics.get("machine", {}), metrics.get("versions", {})
+    low, high = final.test_accuracy_ci95
+    machine, versions = metrics.machine or {}, metrics.versions or {}
     version_text = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if k != "platform")
     gpus = ", ".join(machine.get("gpus") or []) or "none"
-    return f"""# {metrics['run']}: a dense classifier for {data['name']}
+    return f"""# {metrics.run}: a dense classifier for {data.name}
 
-Found by `tuning` with {_engine(search)} over the `{search['space']}` search space,
+Found by `tuning` with {_engine(search)} over the `{search.space}` search space,
 then retrained from scratch and evaluated on the held-out test set after selection was over.
 
 ## How good it is
 | split | accuracy | loss | examples |
 | --- | --- | --- | --- |
-| validation (used for selection) | {final['val_accuracy']:.4f} | {final['val_loss']:.4f} | {data['sizes']['val']} |
-| test (read only after selection) | {final['test_accuracy']:.4f} | {final['test_loss']:.4f} | {data['sizes']['test']} |
+| validation (used for selection) | {final.val_accuracy:.4f} | {final.val_loss:.4f} | {data.sizes['val']} |
+| test (read only after selection) | {final.test_accuracy:.4f} | {final.test_loss:.4f} | {data.sizes['test']} |
 
-Test accuracy {final['test_accuracy']:.4f}, 95% Wilson interval [{low:.4f}, {high:.4f}] over the
-{data['sizes']['test']} test examples. Expected calibration error (15 bins) on test: {final['test_ece']:.4f}.
-{f"**{calibration_warning(final['test_ece'])}**" if calibration_warning(final['test_ece']) else ''}
-{_mc_line(final.get('mc_dropout'))}
+Test accuracy {final.test_accuracy:.4f}, 95% Wilson interval [{low:.4f}, {high:.4f}] over the
+{data.sizes['test']} test examples. Expected calibration error (15 bins) on test: {final.test_ece:.4f}.
+{f"**{calibration_warning(final.test_ece)}**" if calibration_warning(final.test_ece) else ''}
+{_mc_line(final.mc_dropout)}
 ### Retrain variance
 {_variance_lines(final, search)}
 
 ### Pictures
 - [Confusion matrix on the test set]({CONFUSION_PNG})
-- [Learning curves of the retraining best on validation (seed {final['curves_seed']})]({CURVES_PNG})
+- [Learning curves of the retraining best on validation (seed {final.curves_seed})]({CURVES_PNG})
 - [Search progress: best score so far by trial and by time]({SEARCH_PNG})
 
 ## What it is
-{final['parameters']:,} parameters. Input: float32 images of shape ({shape}) with pixels scaled to [0, 1]
-(divide 8-bit pixels by {data['max_value']:g}). Output: {data['n_classes']} class probabilities (softmax),
-classes {', '.join(data['class_names'])}.
+{final.parameters:,} parameters. Input: float32 images of shape ({shape}) with pixels scaled to [0, 1]
+(divide 8-bit pixels by {data.max_value:g}). Output: {data.n_classes} class probabilities (softmax),
+classes {', '.join(data.class_names)}.
 
 {layers}
 
 ## How it was found
-- Search: {search['tuner']}, {counts} (cap {search['max_trials']}; {_trial_epochs_text(search)}), {search['wall_seconds']:.0f} s.
-- Retraining: {len(final['seeds'])} seed(s) of up to {final['epoch_budget']} epochs, {final['wall_seconds']:.0f} s in all; seed {final['curves_seed']} ran {final['epochs_run']} epochs and kept epoch {final['best_epoch']}.
-{_lr_range_line(metrics.get('learning_rate_range_test'))}- Seed {metrics['seed']}. Rerun the search with: `{reproducing_command(metrics)}`
-- Data: {data['source']}, {data['sizes']['train']} train / {data['sizes']['val']} validation / {data['sizes']['test']} test, sha256 prefix `{data['fingerprint']}`.
+- Search: {search.tuner}, {counts} (cap {search.max_trials}; {_trial_epochs_text(search)}), {search.wall_seconds:.0f} s.
+- Retraining: {len(final.seeds)} seed(s) of up to {final.epoch_budget} epochs, {final.wall_seconds:.0f} s in all; seed {final.curves_seed} ran {final.epochs_run} epochs and kept epoch {final.best_epoch}.
+{_lr_range_line(metrics.learning_rate_range_test)}- Seed {metrics.seed}. Rerun the search with: `{reproducing_command(metrics)}`
+- Data: {data.source}, {data.sizes['train']} train / {data.sizes['val']} validation / {data.sizes['test']} test, sha256 prefix `{data.fingerprint}`.
 - Machine: {machine.get('processor', 'unknown')}, {machine.get('cpu_count', '?')} cores, GPUs: {gpus}.
 - Versions: {version_text}.
 
@@ -322,7 +323,7 @@ probabilities = served.serve(tf.constant(images))
 
 ## Known limits
 - The test accuracy of each retraining seed was measured to report the spread above; it chose nothing.
-- The validation split is the last {data['sizes']['val']} examples of the official training set; the
+- The validation split is the last {data.sizes['val']} examples of the official training set; the
   search selected on it, so validation figures are optimistic. Trust the test figure and its interval.
 - A dense network ignores image structure; convolutional networks do better on images.
 - Inputs must be scaled exactly as above; the model standardizes internally only if its first layers say so.

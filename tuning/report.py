@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 from tuning import trial_times
 from tuning.cli import Parser, run_command
 from tuning.errors import UsageError
+from tuning.metrics import FinalFigures, RunMetrics
 from tuning.text import format_values
 
 PROG = "tuning.report"
@@ -55,28 +56,28 @@ def leaderboard(trials: list[dict], top: int) -> list[str]:
     return rows
 
 
-def _what_was_exported(final: dict) -> str:
-    seeds = final["members"]
+def _what_was_exported(final: FinalFigures) -> str:
+    seeds = final.members
     if len(seeds) == 1:
         return f"seed {seeds[0]}"
     return f"average of {len(seeds)} seeds: {', '.join(str(s) for s in seeds)}"
 
 
-def key_figures(metrics: dict) -> list[str]:
-    final, search = metrics["final"], metrics["search"]
-    low, high = final["test_accuracy_ci95"]
+def key_figures(metrics: RunMetrics) -> list[str]:
+    final, search = metrics.final, metrics.search
+    low, high = final.test_accuracy_ci95
+    val, test = final.val_accuracy_spread, final.test_accuracy_spread
     lines = [
-        f"exported: {metrics['run']}/best ({_what_was_exported(final)}, {final['parameters']:,} parameters)",
-        f"test accuracy {final['test_accuracy']:.4f} (95% CI {low:.4f}-{high:.4f}), ECE {final['test_ece']:.4f}",
-        f"validation accuracy {final['val_accuracy']:.4f}; search's best trial {search['best_trial_val_accuracy']:.4f}",
-        f"over {len(final['seeds'])} retraining seed(s): test {final['test_accuracy_spread']['mean']:.4f} "
-        f"± {final['test_accuracy_spread']['std']:.4f}, validation {final['val_accuracy_spread']['mean']:.4f} "
-        f"± {final['val_accuracy_spread']['std']:.4f}",
+        f"exported: {metrics.run}/best ({_what_was_exported(final)}, {final.parameters:,} parameters)",
+        f"test accuracy {final.test_accuracy:.4f} (95% CI {low:.4f}-{high:.4f}), ECE {final.test_ece:.4f}",
+        f"validation accuracy {final.val_accuracy:.4f}; search's best trial {search.best_trial_val_accuracy:.4f}",
+        f"over {len(final.seeds)} retraining seed(s): test {test['mean']:.4f} ± {test['std']:.4f}, "
+        f"validation {val['mean']:.4f} ± {val['std']:.4f}",
     ]
-    if final.get("mc_dropout"):
-        mc = final["mc_dropout"]
+    if final.mc_dropout:
+        mc = final.mc_dropout
         lines.append(f"MC dropout ({mc['passes']} passes): test accuracy {mc['accuracy']:.4f}, ECE {mc['ece']:.4f}")
-    lines.append(f"search: {search['wall_seconds']:.0f}s; retraining {final['wall_seconds']:.0f}s")
+    lines.append(f"search: {search.wall_seconds:.0f}s; retraining {final.wall_seconds:.0f}s")
     return lines
 
 
@@ -98,7 +99,7 @@ def report(run: str, checkpoint_root: str = "checkpoints", top: int = 10) -> str
     lines = [f"run {run}: {state}; {len(trials)} trial(s): "
              + (", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none yet")]  # fmt: skip
     if metrics_path.exists():
-        lines += key_figures(json.loads(metrics_path.read_text()))
+        lines += key_figures(RunMetrics.read(metrics_path))
     lines += ["", f"top {min(top, len(trials))} trials by validation accuracy:", *leaderboard(trials, top)]
     return "\n".join(lines)
 

@@ -28,35 +28,35 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate it once on the test set and export it.",
     )
     parser.add_argument("dataset", metavar="DATASET", help=f"one of: {', '.join(DATASETS.names())}")
-    parser.add_argument("--trials", type=int, default=50, help="upper bound on trials, for every tuner (default 50)")
-    parser.add_argument("--tuner", default="hyperband", help="hyperband (default), bayesian, random, or Optuna's tpe, cmaes, gp")
+    parser.add_argument("--trials", type=int, default=RunConfig.trials, help=f"upper bound on trials, for every tuner (default {RunConfig.trials})")
+    parser.add_argument("--tuner", default=RunConfig.tuner, help=f"hyperband, bayesian, random, or Optuna's tpe, cmaes, gp (default {RunConfig.tuner})")
     parser.add_argument("--space", help="a module in search_spaces/ (default: the dataset's default, 'dense')")
     parser.add_argument("--max-epochs", type=int, default=RunConfig.max_epochs, help=f"epochs per trial; Hyperband's top rung (default {RunConfig.max_epochs})")
-    parser.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (default 3)")
+    parser.add_argument("--patience", type=int, default=RunConfig.patience, help=f"early-stopping patience in epochs (default {RunConfig.patience})")
     parser.add_argument("--batch-size", type=int, help="fixed batch size (default: tuned by the space)")
     parser.add_argument("--data-dir", help="offline data folder (default: $TUNING_DATA_DIR, then download)")
     parser.add_argument("--seed", type=int, help="seed of the trial sequence and the weights (default: random, recorded)")
     parser.add_argument("--name", help="run name (default DATASET-TUNER): checkpoints/RUN and logs/RUN")
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming RUN")
     parser.add_argument("--final-epochs", type=int, default=RunConfig.final_epochs, help=f"epoch budget of the retraining (default {RunConfig.final_epochs})")
-    parser.add_argument("--max-failures", type=int, default=5, help="failed trials in a row that stop the search (default 5)")
+    parser.add_argument("--max-failures", type=int, default=RunConfig.max_failures, help=f"failed trials in a row that stop the search (default {RunConfig.max_failures})")
     parser.add_argument("--pruner", help="Optuna tuners only: none, median (default) or hyperband")
     parser.add_argument("--storage", help="Optuna tuners only: storage URL (default sqlite:///checkpoints/RUN/study.db)")
-    parser.add_argument("--lr-range", default="off", help="'auto': run the learning-rate range test first and search within its bounds (default off)")
+    parser.add_argument("--lr-range", default=RunConfig.lr_range, help="'auto': run the learning-rate range test first and search within its bounds (default off)")
     parser.add_argument("--final-seeds", type=int, help="retrain the best configuration this many times and export the average of their predictions (default 3; under --time-budget, as many as the time left holds, up to 8)")
-    parser.add_argument("--keep-checkpoints", default="best", help="trial weights kept on disk: all, best (default) or none")
-    parser.add_argument("--mc-passes", type=int, default=10, help="stochastic passes of the MC-dropout evaluation (default 10)")
+    parser.add_argument("--keep-checkpoints", default=RunConfig.keep_checkpoints, help="trial weights kept on disk: all, best (default) or none")
+    parser.add_argument("--mc-passes", type=int, default=RunConfig.mc_passes, help=f"stochastic passes of the MC-dropout evaluation (default {RunConfig.mc_passes})")
     parser.add_argument("--workers", type=int, help="run a chief and N worker processes on this machine, sharing the cores (default: one process)")
     parser.add_argument("--role", help="chief or worker: one process of a search spread over hosts (needs --oracle)")
     parser.add_argument("--oracle", help="HOST:PORT the chief serves on and workers connect to (default with --workers: 127.0.0.1 and a free port)")
     parser.add_argument("--worker-id", help="a worker's name; restart a dead worker under the same name to retry its trial (default worker-HOST-PID)")
-    parser.add_argument("--chief-timeout", type=int, default=300, help="seconds a worker waits for a silent chief before giving up (default 300)")
+    parser.add_argument("--chief-timeout", type=int, default=RunConfig.chief_timeout, help=f"seconds a worker waits for a silent chief before giving up (default {RunConfig.chief_timeout})")
     parser.add_argument("--threads", type=int, help="TensorFlow CPU threads for this process (default: all cores)")
     parser.add_argument("--recycle-after", type=int, help="replace a worker process by a fresh one after this many trials, returning its memory (default never)")
     parser.add_argument("--time-budget", type=float, help="wall-clock minutes for the whole run: no trial starts after half of it, the retraining fills the rest (default no limit)")
     parser.add_argument("--local-share", type=float, default=RunConfig.local_share, help=f"share of new trials, once 4 have finished, that are local moves of the best so far; 0 leaves them to the tuner (default {RunConfig.local_share})")
-    parser.add_argument("--checkpoint-root", default="checkpoints", help=argparse.SUPPRESS)
-    parser.add_argument("--log-root", default="logs", help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint-root", default=RunConfig.checkpoint_root, help=argparse.SUPPRESS)
+    parser.add_argument("--log-root", default=RunConfig.log_root, help=argparse.SUPPRESS)
     parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
     return parser
 
@@ -105,27 +105,28 @@ def summary(result) -> str:
     from tuning.export import calibration_warning, reproducing_command
     from tuning.text import format_values
 
-    final, search = result.metrics["final"], result.metrics["search"]
-    counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(search["trials_by_status"].items()))
+    record = result.record
+    final, search = record.final, record.search
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(search.trials_by_status.items()))
+    spread = final.test_accuracy_spread
     return "\n".join([
-        f"done: {counts} in {search['wall_seconds']:.0f}s; retrained in {final['wall_seconds']:.0f}s",
+        f"done: {counts} in {search.wall_seconds:.0f}s; retrained in {final.wall_seconds:.0f}s",
         f"best: {format_values(result.hyperparameters)}",
-        f"validation accuracy {final['val_accuracy']:.4f}, test accuracy {final['test_accuracy']:.4f} "
-        f"(95% CI {final['test_accuracy_ci95'][0]:.4f}-{final['test_accuracy_ci95'][1]:.4f}, "
-        f"ECE {final['test_ece']:.4f}; " + (f"average of {len(final['members'])} seeds, " if len(final["members"]) > 1 else "")
+        f"validation accuracy {final.val_accuracy:.4f}, test accuracy {final.test_accuracy:.4f} "
+        f"(95% CI {final.test_accuracy_ci95[0]:.4f}-{final.test_accuracy_ci95[1]:.4f}, "
+        f"ECE {final.test_ece:.4f}; " + (f"average of {len(final.members)} seeds, " if len(final.members) > 1 else "")
         + "tested once after selection)",
-        f"over {len(final['seeds'])} retraining seed(s): test accuracy "
-        f"{final['test_accuracy_spread']['mean']:.4f} ± {final['test_accuracy_spread']['std']:.4f}",
+        f"over {len(final.seeds)} retraining seed(s): test accuracy {spread['mean']:.4f} ± {spread['std']:.4f}",
         *([f"MC dropout ({mc['passes']} passes): test accuracy {mc['accuracy']:.4f}, ECE {mc['ece']:.4f}"]
-          if (mc := final.get("mc_dropout")) else []),
+          if (mc := final.mc_dropout) else []),
         *([f"learning rate searched in [{b[0]:.2e}, {b[1]:.2e}], the bounds of the range test (--lr-range auto)"]
-          if (b := (result.metrics.get("learning_rate_range_test") or {}).get("bounds")) else []),
-        *([warning] if (warning := calibration_warning(final["test_ece"])) else []),
-        f"seed {result.metrics['seed']}; rerun with: {reproducing_command(result.metrics)}",
+          if (b := (record.learning_rate_range_test or {}).get("bounds")) else []),
+        *([warning] if (warning := calibration_warning(final.test_ece)) else []),
+        f"seed {record.seed}; rerun with: {reproducing_command(record)}",
         f"export: {result.export_dir}/model.keras (and saved_model/, metrics.json)",
         f"model card: {result.export_dir}/README.md, with confusion_matrix.png, learning_curves.png and "
         "search_progress.png beside it",
-        f"report: python -m tuning.report {result.metrics['run']}"
+        f"report: python -m tuning.report {record.run}"
         + ("" if (root := result.export_dir.parent.parent) == Path("checkpoints") else f" --checkpoint-root {root}"),
         f"dashboard: tensorboard --logdir {result.log_dir}, then open http://localhost:6006/#hparams "
         "(curves without smoothing: http://localhost:6006/#scalars&_smoothingWeight=0; trials/ and retrain/ runs apart)",

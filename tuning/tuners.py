@@ -15,57 +15,29 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
-import json
 import math
-import os
 import statistics
 import time
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import keras
 import keras_tuner as kt
-from keras_tuner.src import config as _kt_config
-from keras_tuner.src.engine import conditions as _kt_conditions
-from keras_tuner.src import utils as _kt_utils
 
 from search_spaces._optimizers import StepOffset, steps_per_epoch
 from search_spaces.base import default_values, every_branch
 from tuning.budget import TimeBudget
 from tuning.callbacks import OBJECTIVE
-from tuning.config import OPTUNA_TUNERS, RunConfig
 from tuning.pipeline import EVAL_BATCH_SIZE, DatasetFeeder
 from tuning.registry import Registry
-from tuning import graph_memory, hparams, proposals, trial_times
+from tuning import graph_memory, hparams, kt_patches, optuna_oracle, proposals, trial_times
 from tuning.proposals import LocalSearch
 from tuning.text import format_values
 
 
-def _atomic_save_json(path, obj):
-    """Keras Tuner's `save_json`, but written to a temporary file and renamed into place.
 
-    Keras Tuner keeps its whole state (oracle.json, tuner0.json, trial.json) in
-    files it overwrites in place; a process killed mid-write would leave one
-    truncated and the run unable to resume. A rename is atomic on one filesystem.
-    """
-    text = json.dumps(obj)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    return text
-
-
-_kt_utils.save_json = _atomic_save_json
-# Keras Tuner prints every failed trial's traceback by default; the reason is
-# already in the progress line and the full traceback in the trial's trial.json.
-_kt_config.DEBUG = False
-# Keras Tuner 1.4's `Parent.to_proto` prints the condition's first value (a
-# leftover debug print), once per conditional hyperparameter every time a
-# trial crosses gRPC between a chief and its workers; mute it in that module only.
-_kt_conditions.print = lambda *args, **kwargs: None
+if TYPE_CHECKING:
+    from tuning.search import SearchPlan
 
 Say = Callable[[str], None]
 HYPERBAND_FACTOR = 3
@@ -358,27 +330,25 @@ class RandomTuner(ServiceTuner, kt.RandomSearch):
 
 
 class TunerFactory(Protocol):
-    def __call__(self, config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner: ...
+    def __call__(self, plan: "SearchPlan", common: dict, oracle_args: dict) -> kt.Tuner: ...
 
 
 class OptunaTuner(ServiceTuner, kt.Tuner):
     """A Keras Tuner tuner driven by an `OptunaOracle`; it reports each epoch to the study, for pruning."""
 
     def __init__(self, *args, oracle, **kwargs):
-        from tuning.optuna_oracle import EpochReporter
-
-        kwargs.setdefault("reporter", EpochReporter(oracle.study))
+        kwargs.setdefault("reporter", optuna_oracle.EpochReporter(oracle.study))
         super().__init__(*args, oracle=oracle, **kwargs)
 
 
-def _hyperband(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
+def _hyperband(plan: "SearchPlan", common: dict, oracle_args: dict) -> kt.Tuner:
     # Hyperband has no max_trials: let it sweep as often as it likes and cap
     # it through the oracle's generic max_trials check in create_trial.
     oracle = FittedHyperbandOracle(
-        max_epochs=config.max_epochs, factor=HYPERBAND_FACTOR, hyperband_iterations=10_000,
-        trial_cap=config.trials, **oracle_args,
+        max_epochs=plan.max_epochs, factor=HYPERBAND_FACTOR, hyperband_iterations=10_000,
+        trial_cap=plan.trials, **oracle_args,
     )  # fmt: skip
-    oracle.max_trials = config.trials
+    oracle.max_trials = plan.trials
     return HyperbandTuner(oracle=oracle, **common)
 
 
@@ -387,24 +357,22 @@ def _hyperband(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
 BAYESIAN_INITIAL_SHARE = 0.2
 
 
-def _bayesian(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
-    initial = max(3, int(BAYESIAN_INITIAL_SHARE * config.trials))
-    return BayesianTuner(max_trials=config.trials, num_initial_points=initial, **oracle_args, **common)
+def _bayesian(plan: "SearchPlan", common: dict, oracle_args: dict) -> kt.Tuner:
+    initial = max(3, int(BAYESIAN_INITIAL_SHARE * plan.trials))
+    return BayesianTuner(max_trials=plan.trials, num_initial_points=initial, **oracle_args, **common)
 
 
-def _random(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
-    return RandomTuner(max_trials=config.trials, **oracle_args, **common)
+def _random(plan: "SearchPlan", common: dict, oracle_args: dict) -> kt.Tuner:
+    return RandomTuner(max_trials=plan.trials, **oracle_args, **common)
 
 
 def _optuna(sampler_name: str) -> TunerFactory:
-    def factory(config: RunConfig, common: dict, oracle_args: dict) -> kt.Tuner:
-        from tuning import optuna_oracle
-
+    def factory(plan: "SearchPlan", common: dict, oracle_args: dict) -> kt.Tuner:
         sampler = optuna_oracle.SAMPLERS.get(sampler_name)(common["trial_seed"])
-        pruner = optuna_oracle.PRUNERS.get(config.pruner_name)(config.max_epochs)
+        pruner = optuna_oracle.PRUNERS.get(plan.pruner)(plan.max_epochs)
         oracle = optuna_oracle.OptunaOracle(
-            max_trials=config.trials, sampler=sampler, pruner=pruner,
-            storage=config.storage_url, study_name=config.run_name, **oracle_args,
+            max_trials=plan.trials, sampler=sampler, pruner=pruner,
+            storage=plan.storage, study_name=plan.study_name, **oracle_args,
         )  # fmt: skip
         return OptunaTuner(oracle=oracle, **common)
 
@@ -415,55 +383,58 @@ TUNERS: Registry[TunerFactory] = Registry("tuner")
 TUNERS.register("hyperband", _hyperband)
 TUNERS.register("bayesian", _bayesian)
 TUNERS.register("random", _random)
-for _sampler in OPTUNA_TUNERS:
+for _sampler in optuna_oracle.SAMPLERS.names():  # each Optuna sampler is a tuner of its own name
     TUNERS.register(_sampler, _optuna(_sampler))
 
 
-def make_tuner(
-    config: RunConfig, hypermodel: kt.HyperModel, feeder: DatasetFeeder, seed: int, say: Say,
-    budget: TimeBudget | None = None,
-) -> kt.Tuner:
-    """Builds the configured tuner over `checkpoints/RUN/`, resuming what is there.
+def make_tuner(plan: "SearchPlan", hypermodel: kt.HyperModel, feeder: DatasetFeeder, seed: int, say: Say) -> kt.Tuner:
+    """Builds the plan's tuner over `checkpoints/RUN/`, resuming what is there.
 
     Args:
-        config: The run.
+        plan: The search (`tuning.search.SearchPlan`).
         hypermodel: The search space, bound to the dataset.
         feeder: The train and validation feeders.
         seed: Seed of the oracle and of every trial.
         say: Where progress lines go.
-        budget: The run's time budget, if any. Defaults to None.
 
     The oracle's first trial is the space's defaults, and a growing share of
     later ones are local moves of the best so far (`tuning.proposals`,
-    `config.local_share`); objects alive at the end are exempted from garbage collection
-    (`exempt_setup_from_gc`), so each trial's collections stay short.
+    `plan.local_share`); objects alive at the end are exempted from garbage
+    collection (`exempt_setup_from_gc`), so each trial's collections stay short.
     """
-    factory = TUNERS.get(config.tuner)
+    factory = TUNERS.get(plan.tuner)
     oracle_args = dict(
         objective=kt.Objective(OBJECTIVE, direction="max"),
         # Keras Tuner's Oracle reads `seed or random.randint(...)`, so seed 0 would
         # silently mean "unseeded"; shift by one to keep every seed reproducible.
         seed=seed + 1,
-        max_consecutive_failed_trials=config.max_failures,
+        max_consecutive_failed_trials=plan.max_failures,
     )
     common = dict(
         hypermodel=hypermodel,
-        directory=str(config.run_dir.parent),
-        project_name=config.run_dir.name,
+        directory=str(plan.files.run_dir.parent),
+        project_name=plan.files.run_dir.name,
         overwrite=False,  # the service clears the run itself, keeping its lock
         feeder=feeder,
         trial_seed=seed,
         say=say,
-        total_trials=config.trials,
-        log_dir=config.log_dir,
-        keep_checkpoints=config.keep_checkpoints,
-        budget=budget,
-        recycle_after=config.recycle_after,
+        total_trials=plan.trials,
+        log_dir=plan.files.log_dir,
+        keep_checkpoints=plan.keep_checkpoints,
+        budget=plan.budget,
+        recycle_after=plan.recycle_after,
     )
-    tuner = factory(config, common, oracle_args)
-    proposals.install(tuner.oracle, LocalSearch(share=config.local_share, seed=seed))
+    tuner = factory(plan, common, oracle_args)
+    proposals.install(tuner.oracle, LocalSearch(share=plan.local_share, seed=seed))
     exempt_setup_from_gc()
     return tuner
+
+
+def trial_epochs(tuner, ended: list) -> dict | None:
+    """The fewest and most epochs the ended trials trained (counted in this process, else as planned)."""
+    counts = [tuner.epochs_trained.get(t.trial_id) or t.hyperparameters.values.get("tuner/epochs") for t in ended]
+    counts = [int(c) for c in counts if c]
+    return {"min": min(counts), "max": max(counts)} if counts else None
 
 
 def choose_final(oracle: kt.Oracle, validation_size: int) -> tuple[kt.engine.trial.Trial, str | None]:

@@ -1,0 +1,299 @@
+"""The search, behind one door: `SearchPlan` in, `run_search` or `run_worker`, `SearchOutcome` out.
+
+Owns: what a search needs to know (`SearchPlan`, built from the command line
+by `tuning.service` and sent to worker processes as JSON), running it in one
+process or as a chief serving workers, a worker's side of it, turning Keras
+Tuner's "consecutive failures" error into one line, and choosing, after the
+search, the configuration to retrain (`SearchOutcome`). The pieces are
+`tuning.tuners` (the tuners), `tuning.optuna_oracle`, `tuning.distributed`
+(the chief's loop and the local worker pool), `tuning.proposals` and
+`tuning.budget`. Like them, it never imports `tuning.config`, `tuning.run`
+or `tuning.service`. Does not own: the data, the space, or what happens after
+the search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from tuning.budget import TimeBudget
+from tuning.errors import RunError, TuningError
+from tuning.run_files import RunFiles
+
+Say = Callable[[str], None]
+ROLES = ("local", "chief", "worker")
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """Everything a search needs, and nothing of the command line's.
+
+    Args:
+        tuner: A name in `tuning.tuners.TUNERS`.
+        trials: The trial cap, for every tuner.
+        max_epochs: Epochs per trial; Hyperband's top rung.
+        patience: Early-stopping patience in epochs.
+        max_failures: Failed trials in a row that stop the search.
+        keep_checkpoints: `all`, `best` or `none`.
+        local_share: The share of new configurations that are local moves (`tuning.proposals`).
+        files: Where the run keeps its state and logs.
+        study_name: The Optuna study's name (the run's name).
+        space: The search space's name, for messages. Defaults to "dense".
+        pruner: The Optuna pruner's name. Defaults to "median".
+        storage_url: The Optuna storage. Defaults to None (SQLite in the run folder).
+        role: `local` (one process), `chief` (serves workers) or `worker`. Defaults to "local".
+        oracle_host: Where a chief serves, or where a worker finds it. Defaults to "127.0.0.1".
+        oracle_port: Its port; 0 lets a chief pick a free one. Defaults to 0.
+        workers: Local worker processes a chief starts. Defaults to None (none).
+        worker_id: A worker's name. Defaults to None.
+        chief_timeout: Seconds a worker waits for a silent chief. Defaults to 300.
+        recycle_after: Trials after which a worker process is replaced. Defaults to None.
+        budget: The run's time budget. Defaults to None.
+        worker_template: What a local worker process needs besides this plan
+            to rebuild the data and the space (`tuning.worker.WorkerSpec`'s
+            other fields), for a chief with `workers`. Defaults to None.
+    """
+
+    tuner: str
+    trials: int
+    max_epochs: int
+    patience: int
+    max_failures: int
+    keep_checkpoints: str
+    local_share: float
+    files: RunFiles
+    study_name: str
+    space: str = "dense"
+    pruner: str = "median"
+    storage_url: Optional[str] = None
+    role: str = "local"
+    oracle_host: str = "127.0.0.1"
+    oracle_port: int = 0
+    workers: Optional[int] = None
+    worker_id: Optional[str] = None
+    chief_timeout: int = 300
+    recycle_after: Optional[int] = None
+    budget: Optional[TimeBudget] = None
+    worker_template: Optional[dict] = field(default=None, compare=False)
+
+    @property
+    def storage(self) -> str:
+        return self.storage_url or self.files.default_study_url
+
+    @property
+    def oracle_address(self) -> str:
+        return f"{self.oracle_host}:{self.oracle_port}"
+
+    def to_dict(self) -> dict:
+        """Plain data for JSON, as a chief sends the plan to its workers."""
+        found = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("files", "budget")}
+        found["files"] = {"run_dir": str(self.files.run_dir), "log_dir": str(self.files.log_dir)}
+        found["budget"] = None if self.budget is None else dataclasses.asdict(self.budget)
+        return found
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SearchPlan":
+        data = dict(data)
+        data["files"] = RunFiles(Path(data["files"]["run_dir"]), Path(data["files"]["log_dir"]))
+        data["budget"] = None if data.get("budget") is None else TimeBudget(**data["budget"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What a search found, and what the retraining, the card and the dashboard need of it.
+
+    Args:
+        trial: The trial whose configuration is retrained.
+        hyperparameters: Its hyperparameters (Keras Tuner's, with the space).
+        kept_defaults: Why the defaults were kept over a better-scoring trial, or None.
+        counts: Trials by status, e.g. `{"COMPLETED": 7, "PRUNED": 2}`.
+        seconds_per_epoch: A steady epoch of the chosen trial, when this process ran it.
+        wall_seconds: The search's wall time in this process.
+        fidelity: What the search ran, in words.
+        trial_epochs: The fewest and most epochs the trials trained.
+        trial_scores: Each ended trial's score in end order; None when it failed.
+        trial_seconds: Each of those trials' wall time.
+        session_table: The HParams columns of the space.
+    """
+
+    trial: Any
+    hyperparameters: Any
+    kept_defaults: Optional[str]
+    counts: dict
+    seconds_per_epoch: Optional[float]
+    wall_seconds: float
+    fidelity: str
+    trial_epochs: Optional[dict]
+    trial_scores: list
+    trial_seconds: list
+    session_table: list
+
+    @property
+    def score(self) -> float:
+        return float(self.trial.score)
+
+    @property
+    def mean_trial_seconds(self) -> Optional[float]:
+        times = [s for s in self.trial_seconds if s]
+        return round(sum(times) / len(times), 2) if times else None
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """What a worker of a distributed search did.
+
+    Args:
+        worker_id: Its name.
+        trials_run: Trials it ran to the end (a retried one counts once).
+        recycled: It stopped after `--recycle-after` trials, to be replaced.
+    """
+
+    worker_id: str
+    trials_run: int
+    recycled: bool = False
+
+
+def run_search(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say = print) -> SearchOutcome:
+    """Runs the search of `plan` in this process, or as a chief serving its workers, and chooses what to retrain.
+
+    Args:
+        plan: The search; `plan.role` is `local` or `chief`.
+        hypermodel: The search space, bound to the dataset.
+        feeder: The train and validation feeders.
+        seed: Seed of the oracle and of every trial.
+        say: Where progress lines go. Defaults to `print`.
+    """
+    from tuning import hparams, tuners
+
+    tuner = _make_tuner(plan, hypermodel, feeder, seed, say)
+    finished_before = len(tuner.oracle.end_order)
+    if finished_before:
+        say(f"resuming {plan.study_name}: {finished_before} trial(s) already finished")
+    say(f"searching {plan.space} with {plan.tuner}: {tuners.describe_fidelity(tuner.oracle, plan.trials, plan.max_epochs)}; "
+        f"TensorBoard: tensorboard --logdir {plan.files.log_dir}")  # fmt: skip
+    if plan.budget is not None:
+        say(plan.budget.describe())
+    hparams.write_experiment(plan.files.log_dir, tuner.session_table)
+    started = time.monotonic()
+    with _failures_in_a_row(plan.max_failures):
+        if plan.role == "chief":
+            _serve_workers(plan, tuner, seed, say)
+        else:
+            tuner.search(epochs=plan.max_epochs, callbacks=_trial_callbacks(plan), verbose=0)
+    return _outcome(tuner, plan, time.monotonic() - started, feeder.val.size, say)
+
+
+def run_worker(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say = print) -> WorkerResult:
+    """Runs the trials the chief at `plan.oracle_address` hands out, until it says stop.
+
+    Args:
+        plan: The search; `plan.role` is `worker` and `plan.worker_id` names it.
+        hypermodel: The search space, bound to the dataset.
+        feeder: The train and validation feeders.
+        seed: The chief's seed, so that trial `i` gets the same seed on any worker.
+        say: Where messages go. Defaults to `print`.
+    """
+    from tuning import distributed
+
+    distributed.set_tuner_environment(plan.worker_id, plan.oracle_host, plan.oracle_port)
+    distributed.set_chief_timeout(plan.chief_timeout)
+    tuner = _make_tuner(plan, hypermodel, feeder, seed, say)
+    say(f"asking the chief at {plan.oracle_address} for trials")
+    trials_run, recycled = distributed.work(
+        tuner, plan, epochs=plan.max_epochs, callbacks=_trial_callbacks(plan), verbose=0
+    )
+    return WorkerResult(plan.worker_id, trials_run, recycled)
+
+
+def _make_tuner(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say):
+    from tuning import tuners
+
+    try:
+        return tuners.make_tuner(plan, hypermodel, feeder, seed, say)
+    except (TuningError, KeyboardInterrupt):
+        raise
+    except Exception as error:  # Keras Tuner builds the default configuration to learn the space
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise RunError(
+            f"search space {plan.space!r} cannot build its default configuration: {type(error).__name__}: {first}"
+        ) from error
+
+
+def _trial_callbacks(plan: SearchPlan) -> list:
+    """Every trial's callbacks; under a budget, running trials stop at its `stop_at()`, on workers too."""
+    from tuning.callbacks import search_callbacks
+
+    return search_callbacks(plan.patience, plan.files.log_dir, plan.budget.stop_at if plan.budget else None)
+
+
+class _failures_in_a_row:
+    """Turns Keras Tuner's "consecutive failures" `RuntimeError` into one line that says what to do."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if kind is RuntimeError and "consecutive failures" in str(error):
+            last = str(error).strip().splitlines()[-1]
+            raise RunError(
+                f"stopped after {self.limit} failed trials in a row (last: {last}); "
+                "raise --max-failures or narrow the search, then rerun to resume"
+            ) from None
+        return False
+
+
+def _serve_workers(plan: SearchPlan, tuner, seed: int, say: Say) -> None:
+    """Serves the search to workers (started here with `plan.workers`), then tidies the checkpoints."""
+    from tuning import distributed
+
+    port = plan.oracle_port or distributed.free_port(plan.oracle_host)
+    distributed.set_tuner_environment(distributed.CHIEF_ID, plan.oracle_host, port)
+    served = dataclasses.replace(plan, oracle_port=port)
+    pool = None
+    if plan.workers:
+        pool = distributed.WorkerPool(
+            plan.workers, lambda worker_id, threads: _worker_spec(served, worker_id, threads, seed),
+            plan.oracle_host, port, say, recycle_after=plan.recycle_after,
+        )  # fmt: skip
+    else:
+        say(f"chief serving on {plan.oracle_host}:{port}; start workers with --role worker --oracle {plan.oracle_host}:{port}")
+    distributed.serve(tuner, plan.oracle_host, port, say, plan.trials, pool,
+                      start_by=plan.budget.start_by if plan.budget else None)  # fmt: skip
+    tuner.oracle._check_consecutive_failures()
+    tuner._drop_checkpoints()  # workers leave this to the chief, which knows every trial
+
+
+def _worker_spec(plan: SearchPlan, worker_id: str, threads: int, seed: int) -> str:
+    """The JSON a local worker process starts from (`python -m tuning.worker SPEC`)."""
+    worker_plan = dataclasses.replace(plan, role="worker", workers=None, worker_id=worker_id, worker_template=None)
+    return json.dumps({**(plan.worker_template or {}), "plan": worker_plan.to_dict(), "seed": seed, "threads": threads})
+
+
+def _outcome(tuner, plan: SearchPlan, seconds: float, validation_size: int, say: Say) -> SearchOutcome:
+    from tuning import trial_times, tuners
+
+    counts = tuners.trial_counts(tuner.oracle)
+    if not counts.get("COMPLETED"):
+        raise RunError(f"no trial completed ({counts}); see the reasons above")
+    chosen, kept_defaults = tuners.choose_final(tuner.oracle, validation_size)
+    if kept_defaults:
+        say(kept_defaults)
+    ended = [tuner.oracle.trials[t] for t in tuner.oracle.end_order]
+    times = trial_times.read_all(plan.files.run_dir)
+    return SearchOutcome(
+        trial=chosen, hyperparameters=chosen.hyperparameters, kept_defaults=kept_defaults, counts=counts,
+        seconds_per_epoch=tuner.seconds_per_epoch(chosen.trial_id), wall_seconds=seconds,
+        fidelity=tuners.describe_fidelity(tuner.oracle, plan.trials, plan.max_epochs),
+        trial_epochs=tuners.trial_epochs(tuner, ended),
+        trial_scores=[t.score if t.status == "COMPLETED" else None for t in ended],
+        trial_seconds=[times.get(t.trial_id, 0.0) for t in ended], session_table=tuner.session_table,
+    )  # fmt: skip
