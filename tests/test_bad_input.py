@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,24 @@ def hostile_cifar(d: Path) -> None:
 
 def labels_as_floats(d: Path) -> None:
     write_mnist_npz(d, y_train=np.zeros(5_100, dtype=np.float64))
+
+
+def images_with(value: float):
+    def fill(d: Path) -> None:
+        x = np.random.default_rng(0).uniform(0, 255, size=(5_100, 28, 28))
+        x[3, 4, 5] = x[7, 0, 0] = x[9, 9, 9] = value
+        write_mnist_npz(d, x_train=x)
+
+    return fill
+
+
+def truncated_cifar_batch(d: Path) -> None:
+    batches = write_cifar_dir(d)
+    (batches / "data_batch_2").write_bytes((batches / "data_batch_2").read_bytes()[:1000])
+
+
+def empty_cifar_archive(d: Path) -> None:
+    (d / "cifar-10-python.tar.gz").write_bytes(b"")
 
 
 DATA = "{data}"
@@ -81,6 +100,29 @@ CASES = [  # (argv, what must be named, how to fill the data directory)
     (["cifar10", "--data-dir", DATA], "lacks data_batch_4", lambda d: write_cifar_dir(d, skip="data_batch_4")),
     (["cifar10", "--data-dir", DATA], "refusing to load", hostile_cifar),
     (["digits", "--checkpoint-root", "{blocked}/sub"], "cannot write the checkpoint directory", None),
+    # Data values, corrupt files, libraries' multi-line errors.
+    (["mnist", "--data-dir", DATA], "hold 3 NaN or infinite value(s)", images_with(np.nan)),
+    (["mnist", "--data-dir", DATA], "hold 3 NaN or infinite value(s)", images_with(np.inf)),
+    (["cifar10", "--data-dir", DATA], "data_batch_2 is corrupt or truncated", truncated_cifar_batch),
+    (["cifar10", "--data-dir", DATA], "cifar-10-python.tar.gz is corrupt or truncated", empty_cifar_archive),
+    (["mnist", "--data-dir", "{data}/mnist.npz"], "does not exist or is not a directory", lambda d: write_mnist_npz(d)),
+    # The network and the study's storage.
+    (["digits", "--workers", "2", "--oracle", "no-such-host.invalid:5000"], "--oracle host 'no-such-host.invalid' does not resolve", None),
+    (["digits", "--role", "worker", "--oracle", "no-such-host.invalid:5000"], "does not resolve", None),
+    (["digits", "--workers", "2", "--oracle", "127.0.0.1:{busy_port}"], "cannot listen on 127.0.0.1:", None),
+    (["digits", "--tuner", "tpe", "--storage", "nosuchdb://x"], "cannot open the Optuna storage 'nosuchdb://x'", None),
+    (["digits", "--tuner", "tpe", "--storage", "postgresql://tuning@127.0.0.1:9/study"], "cannot open the Optuna storage", None),
+    (["digits", "--tuner", "tpe", "--storage", "sqlite:////no/such/folder/study.db"], "cannot open the Optuna storage", None),
+    (["digits", "--tuner", "tpe", "--storage", "journal:/no/such/folder/study.log"], "the journal's folder '/no/such/folder' does not exist", None),
+    # The run folder and the operating system.
+    (["digits", "--tuner", "random", "--max-epochs", "2"], "run 'digits-random' is in use by process", "{hold_lock}"),
+    (["digits", "--name", "x" * 250], "--name must be at most 200 bytes", None),
+    (["digits", "--checkpoint-root", "c" * 300], "is 300 bytes, over the 255 a filesystem allows", None),
+    (["digits", "--log-root", "{data}/" + "l" * 256], "cannot write the log directory", None),
+    (["digits", "--local-share", "1.5"], "--local-share must be between 0 and 1, but got local_share=1.5", None),
+    (["digits", "--threads", "0"], "--threads must be at least 1, but got threads=0", None),
+    (["digits", "--final-epochs", "0"], "--final-epochs must be at least 1, but got final_epochs=0", None),
+    (["digits", "--max-failures", "0"], "--max-failures must be at least 1, but got max_failures=0", None),
 ]  # fmt: skip
 
 
@@ -102,16 +144,30 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(argv, named, fill, 
     (existing / "trial_0" / "trial.json").write_text('{"trial_id": "0"}')
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    if fill:
+    held = None
+    if fill == "{hold_lock}":  # another live process's lock: this test's own, on its own file description
+        from tuning.lock import RunLock
+
+        held = RunLock(existing).__enter__()
+    elif fill:
         fill(data_dir)
     blocked = tmp_path / "blocked"
     blocked.write_text("a file, not a folder")
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
     before = snapshot(tmp_path / "checkpoints")
 
-    argv = [a.replace("{data}", str(data_dir)).replace("{blocked}", str(blocked)) for a in argv]
+    argv = [a.replace("{data}", str(data_dir)).replace("{blocked}", str(blocked))
+            .replace("{busy_port}", str(busy.getsockname()[1])) for a in argv]  # fmt: skip
     if "--max-epochs" not in argv and argv[0] == "digits" and "--tuner" in argv and "random" in argv:
         argv += ["--max-epochs", "2"]
-    assert run.main(argv) == 2
+    try:
+        assert run.main(argv) == 2
+    finally:
+        busy.close()
+        if held is not None:
+            held.__exit__(None, None, None)
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1, captured.err

@@ -66,8 +66,15 @@ def run_command(prog: str, body: Callable[[], int], debug: bool, on_interrupt: s
     except TuningError as error:
         if debug:
             raise
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(str(error))}", file=sys.stderr)
         return error.exit_code
+    except OSError as error:  # a path too long, a folder not writable, a full disk: the user's to fix
+        if debug:
+            raise
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"{prog}: error: {error.strerror or one_line(str(error))}{where}; fix the path or its "
+              "permissions, or pick another --name or --checkpoint-root", file=sys.stderr)  # fmt: skip
+        return 2
     except KeyboardInterrupt:
         print(f"{prog}: {on_interrupt}", file=sys.stderr)
         return 130
@@ -77,3 +84,8 @@ def run_command(prog: str, body: Callable[[], int], debug: bool, on_interrupt: s
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         print(f"{prog}: error: {type(error).__name__}: {first} (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def one_line(message: str) -> str:
+    """A message folded to one line: a library's multi-line error joined with spaces."""
+    return " ".join(line.strip() for line in message.strip().splitlines() if line.strip())

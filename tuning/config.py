@@ -22,6 +22,8 @@ OPTUNA_TUNERS = ("tpe", "cmaes", "gp")
 KEEP_CHECKPOINTS_CHOICES = ("all", "best", "none")
 ROLES = ("chief", "worker")
 DEFAULT_ORACLE_HOST = "127.0.0.1"
+# Filesystems allow 255 bytes a name; Keras Tuner and this project add suffixes such as ".tmp-PID".
+MAX_NAME_BYTES = 200
 DEFAULT_FINAL_SEEDS = 3
 # Under --time-budget without --final-seeds: the most seeds the retraining fills the time left with.
 BUDGET_MAX_SEEDS = 8
@@ -159,6 +161,11 @@ class RunConfig:
         if self.name is not None:
             if not self.name or self.name in (".", "..") or os.sep in self.name or "/" in self.name:
                 raise UsageError(f"--name must be a plain folder name, but got name={self.name!r}")
+        if len(self.run_name.encode()) > MAX_NAME_BYTES:
+            raise UsageError(
+                f"--name must be at most {MAX_NAME_BYTES} bytes (a folder name, with room for the lock's temporary "
+                f"files), but got {len(self.run_name.encode())} bytes; pick a shorter --name"
+            )
 
     def _check_distribution(self) -> None:
         _at_least(1, chief_timeout=self.chief_timeout)

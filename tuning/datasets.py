@@ -197,6 +197,11 @@ def _check_arrays(name: str, spec: DatasetSpec, raw: RawData) -> None:
             raise UsageError(
                 f"{name} {split} labels in {where} fall outside 0..{len(spec.class_names) - 1}"
             )
+        if np.issubdtype(x.dtype, np.floating) and (bad := int(x.size - np.count_nonzero(np.isfinite(x)))):
+            raise UsageError(
+                f"{name} {split} images in {where} hold {bad} NaN or infinite value(s); "
+                "replace or drop those images before tuning"
+            )
         if len(x) and (x.min() < 0 or x.max() > spec.max_value):
             raise UsageError(
                 f"{name} {split} images in {where} hold values outside 0..{spec.max_value:g}"
@@ -270,10 +275,14 @@ _PICKLE_ALLOWED = {
 }
 
 
+class _Refused(pickle.UnpicklingError):
+    """A pickle that asks to import something a CIFAR batch never needs."""
+
+
 class _ArraysOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):  # noqa: D401 - pickle API
         if (module, name) not in _PICKLE_ALLOWED:
-            raise pickle.UnpicklingError(f"it asks to import {module}.{name}")
+            raise _Refused(f"it asks to import {module}.{name}")
         return super().find_class(module, name)
 
 
@@ -281,7 +290,7 @@ def unpickle_batch(data: bytes, where: str) -> dict:
     """Unpickles one CIFAR batch, refusing anything but numpy arrays and plain data."""
     try:
         batch = _ArraysOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
-    except pickle.UnpicklingError as error:
+    except _Refused as error:
         raise UsageError(f"refusing to load {where}: {error}; a CIFAR batch holds only arrays") from None
     except Exception as error:
         raise UsageError(

@@ -51,6 +51,35 @@ def set_chief_timeout(seconds: int) -> None:
     oracle_client.TIMEOUT = seconds
 
 
+def check_address(host: str, port: int, serve: bool) -> None:
+    """Refuses, before anything is touched, an `--oracle` host that does not resolve or (to serve) a port in use.
+
+    Args:
+        host: The host of `--oracle`.
+        port: Its port; 0 means a free one is picked later.
+        serve: A chief binds it; a worker only connects to it.
+    """
+    import socket as _socket
+
+    try:
+        infos = _socket.getaddrinfo(host, port or None, type=_socket.SOCK_STREAM)
+    except _socket.gaierror as error:
+        raise UsageError(
+            f"--oracle host {host!r} does not resolve ({error.strerror}); give an IP address or a name this machine resolves"
+        ) from None
+    if not serve or not port:
+        return
+    family, _, _, _, address = infos[0]
+    with _socket.socket(family, _socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise UsageError(
+                f"cannot listen on {host}:{port} ({error.strerror}); is another chief running there? "
+                "pick another --oracle port"
+            ) from None
+
+
 def free_port(host: str) -> int:
     """A port on `host` that nothing listens on now."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -47,6 +47,26 @@ class RunLock:
         self._fd = fd
         return self
 
+    def check_free(self) -> None:
+        """Refuses at once, creating nothing, if another live process holds this lock."""
+        if not self.path.is_file():
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            what = f"run {self.path.parent.name!r}" if self.path.name == LOCK_NAME else str(self.path)
+            raise UsageError(
+                f"{what} is in use by process {holder}; wait for it to finish, or pick another "
+                + ("--name" if self.path.name == LOCK_NAME else "--worker-id")
+            ) from None
+        finally:
+            os.close(fd)  # closing drops the shared lock taken to test
+
     def __exit__(self, *exc) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)

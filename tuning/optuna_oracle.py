@@ -8,13 +8,18 @@ TensorBoard, resume of the Keras Tuner side, export) is Keras Tuner's and the
 service's, unchanged.
 
 The study lives in a real database (SQLite at `checkpoints/RUN/study.db` by
-default, any Optuna storage URL otherwise), so `optuna trials` and
-`optuna-dashboard` can read it.
+default, any Optuna storage URL or `journal:PATH` otherwise), so `optuna
+trials` and `optuna-dashboard` can read it. A storage that stops answering
+mid-search stops the run with `StorageLost`; the finished trials stay in the
+study and under `checkpoints/`, and rerunning the same command resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import keras_tuner as kt
@@ -24,10 +29,11 @@ from keras_tuner.src.engine import hyperparameters as hp_module
 
 from search_spaces.base import default_values
 from tuning import proposals
-from tuning.errors import UsageError
+from tuning.errors import RunError, UsageError
 from tuning.registry import Registry
 
 PRUNED = "PRUNED"
+JOURNAL_PREFIX = "journal:"
 KT_TRIAL_ATTR = "keras_tuner_trial_id"
 PRUNED_AT_ATTR = "pruned_at_epoch"
 
@@ -59,6 +65,85 @@ PRUNERS.register(
     lambda max_epochs: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3),
 )
 DEFAULT_PRUNER = "median"
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """The Optuna storage behind `--storage`: a database URL, or `journal:PATH` for Optuna's journal file.
+
+    A journal file on a shared filesystem lets chief and workers on many hosts
+    write one study without a database server (Optuna's `JournalFileBackend`
+    locks the file for each append). Refuses, with one line, a storage that
+    cannot be opened.
+
+    Args:
+        url: `sqlite:///...`, `postgresql://...`, `mysql://...` or `journal:PATH`.
+    """
+    if url.startswith(JOURNAL_PREFIX):
+        path = Path(url[len(JOURNAL_PREFIX):]).expanduser()
+        if not url[len(JOURNAL_PREFIX):] or not path.parent.is_dir():
+            raise UsageError(f"--storage {url!r}: the journal's folder {str(path.parent)!r} does not exist; create it "
+                             "or give journal:PATH in an existing folder")  # fmt: skip
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    try:
+        return optuna.storages.get_storage(url)
+    except (ValueError, ImportError, optuna.exceptions.OptunaError) as error:
+        raise UsageError(f"cannot open the Optuna storage {url!r}: {_first_line(error)}") from None
+    except Exception as error:  # SQLAlchemy's errors for a bad URL or an unreachable server
+        raise UsageError(f"cannot open the Optuna storage {url!r}: {type(error).__name__}: {_first_line(error)}") from None
+
+
+class StorageLost(RunError, kt.errors.FatalError):
+    """The study's storage stopped answering mid-search.
+
+    A `FatalError`, so Keras Tuner stops the search instead of failing the
+    trial in hand: that trial stays running in the oracle's state, and the
+    rerun that resumes the run retries it.
+    """
+
+
+@contextlib.contextmanager
+def storage_calls(url: Any):
+    """Turns a lost database connection inside the block into one `StorageLost` line.
+
+    Args:
+        url: The storage, named in the message (its password hidden).
+    """
+    try:
+        yield
+    except Exception as error:
+        if isinstance(error, StorageLost) or not _lost_connection(error):
+            raise
+        raise StorageLost(
+            f"lost the Optuna storage {_shown(url)} ({type(error).__name__}: {_first_line(error)}); "
+            "the finished trials are kept there and under checkpoints/: rerun the same command to resume "
+            "once it answers again"
+        ) from None
+
+
+def _lost_connection(error: Exception) -> bool:
+    """Whether `error`, or what it wraps (Optuna's `StorageInternalError` wraps SQLAlchemy's), is a lost connection."""
+    try:
+        from sqlalchemy.exc import InterfaceError, OperationalError
+    except ImportError:  # pragma: no cover - Optuna's RDB storage needs SQLAlchemy
+        InterfaceError = OperationalError = OSError
+    seen: Optional[BaseException] = error
+    while seen is not None:
+        if isinstance(seen, (OperationalError, InterfaceError, OSError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _shown(url: Any) -> str:
+    """A storage URL without its password."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url) if isinstance(url, str) else type(url).__name__
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def suggest(trial: optuna.Trial, hp: hp_module.HyperParameter) -> Any:
@@ -116,15 +201,14 @@ class OptunaOracle(kt.Oracle):
         super().__init__(objective=objective, max_trials=max_trials, **kwargs)
         self.storage, self.study_name = storage, study_name
         direction = "maximize" if self.objective.direction == "max" else "minimize"
+        opened = open_storage(storage) if isinstance(storage, str) else storage
         try:
             self.study = optuna.create_study(
-                study_name=study_name, storage=storage, sampler=sampler, pruner=pruner,
+                study_name=study_name, storage=opened, sampler=sampler, pruner=pruner,
                 direction=direction, load_if_exists=True,
             )  # fmt: skip
         except (ValueError, ImportError, optuna.exceptions.OptunaError) as error:
-            raise UsageError(f"cannot open the Optuna study {study_name!r} at {storage}: {error}") from None
-        except Exception as error:  # SQLAlchemy's errors for a bad URL or an unreachable server
-            raise UsageError(f"cannot open the Optuna storage {storage!r}: {type(error).__name__}: {error}") from None
+            raise UsageError(f"cannot open the Optuna study {study_name!r} at {storage}: {_first_line(error)}") from None
         self._numbers: dict[str, int] = {}  # Keras Tuner trial id -> Optuna trial number
         self.pruned: dict[str, int] = {}  # trial id -> epochs trained when pruned
         # Set by `tuning.proposals.install`; without it a fresh study still starts from the defaults.
@@ -133,19 +217,20 @@ class OptunaOracle(kt.Oracle):
     def populate_space(self, trial_id: str) -> dict:
         # A proposal is enqueued, not forced: the study records it as one of its own
         # trials, so the sampler learns from it and `optuna trials` shows it.
-        if self.local_search is not None:
-            proposal = proposals.propose_for(self, self.local_search)
-        else:
-            proposal = None if self.study.trials else default_values(self.hyperparameters)
-        if proposal is not None:
-            self.study.enqueue_trial(proposal, skip_if_exists=True)
-        optuna_trial = self.study.ask()
-        optuna_trial.set_user_attr(KT_TRIAL_ATTR, trial_id)
-        hps = hp_module.HyperParameters()
-        for hp in self.hyperparameters.space:  # in declaration order, so parents precede children
-            hps.merge([hp])
-            if hps.is_active(hp):
-                hps.values[hp.name] = suggest(optuna_trial, hp)
+        with storage_calls(self.storage):
+            if self.local_search is not None:
+                proposal = proposals.propose_for(self, self.local_search)
+            else:
+                proposal = None if self.study.trials else default_values(self.hyperparameters)
+            if proposal is not None:
+                self.study.enqueue_trial(proposal, skip_if_exists=True)
+            optuna_trial = self.study.ask()
+            optuna_trial.set_user_attr(KT_TRIAL_ATTR, trial_id)
+            hps = hp_module.HyperParameters()
+            for hp in self.hyperparameters.space:  # in declaration order, so parents precede children
+                hps.merge([hp])
+                if hps.is_active(hp):
+                    hps.values[hp.name] = suggest(optuna_trial, hp)
         self._numbers[trial_id] = optuna_trial.number
         return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": hps.values}
 
@@ -155,12 +240,16 @@ class OptunaOracle(kt.Oracle):
         number = self._numbers.get(trial.trial_id)
         if number is None or ended.trial_id in self._retry_queue:
             return
+        with storage_calls(self.storage):
+            self._tell(trial.trial_id, number, ended)
+
+    def _tell(self, trial_id: str, number: int, ended) -> None:
         frozen = self.study.get_trials(deepcopy=False)[number]
         if frozen.state.is_finished():
             return
         if frozen.user_attrs.get(PRUNED_AT_ATTR):  # set by whichever process ran the trial
-            self.pruned[trial.trial_id] = int(frozen.user_attrs[PRUNED_AT_ATTR])
-        if trial.trial_id in self.pruned:
+            self.pruned[trial_id] = int(frozen.user_attrs[PRUNED_AT_ATTR])
+        if trial_id in self.pruned:
             self.study.tell(number, state=optuna.trial.TrialState.PRUNED)
         elif ended.status == kt.engine.trial.TrialStatus.COMPLETED and ended.score is not None and np.isfinite(ended.score):
             self.study.tell(number, float(ended.score))
@@ -195,21 +284,23 @@ class EpochReporter:
 
     Args:
         study: The study, opened with the run's pruner.
+        storage: The storage's URL, named if it stops answering. Defaults to None.
     """
 
-    def __init__(self, study: optuna.Study) -> None:
-        self.study = study
+    def __init__(self, study: optuna.Study, storage: Optional[str] = None) -> None:
+        self.study, self.storage = study, storage
         self._trials: dict[str, optuna.Trial] = {}
 
     def __call__(self, trial_id: str, epoch: int, value: Optional[float]) -> bool:
-        optuna_trial = self._running_trial(trial_id)
-        if optuna_trial is None or value is None or not math.isfinite(value):
+        with storage_calls(self.storage):
+            optuna_trial = self._running_trial(trial_id)
+            if optuna_trial is None or value is None or not math.isfinite(value):
+                return False
+            optuna_trial.report(float(value), step=epoch)
+            if optuna_trial.should_prune():
+                optuna_trial.set_user_attr(PRUNED_AT_ATTR, epoch + 1)
+                return True
             return False
-        optuna_trial.report(float(value), step=epoch)
-        if optuna_trial.should_prune():
-            optuna_trial.set_user_attr(PRUNED_AT_ATTR, epoch + 1)
-            return True
-        return False
 
     def _running_trial(self, trial_id: str) -> Optional[optuna.Trial]:
         if trial_id not in self._trials:

@@ -85,11 +85,22 @@ class RunFiles:
             )
         return previous
 
-    def write(self, identity: dict, seed: int, learning_rate_bounds, budget_began: Optional[float] = None) -> None:
-        """Writes the run file atomically (a temporary name, then a rename)."""
+    def write(self, identity: dict, seed: int, learning_rate_bounds, budget_began: Optional[float] = None,
+              search_seconds: Optional[float] = None) -> None:  # fmt: skip
+        """Writes the run file atomically (a temporary name, then a rename).
+
+        Args:
+            identity: The options a rerun must share to resume.
+            seed: The run's seed.
+            learning_rate_bounds: The range test's bounds, or None.
+            budget_began: When a time budget began, for workers on other hosts. Defaults to None.
+            search_seconds: The search's wall time summed over every process so far. Defaults to None.
+        """
         record = {"identity": identity, "seed": seed, "learning_rate_bounds": learning_rate_bounds}
         if budget_began is not None:
             record["budget_began"] = budget_began
+        if search_seconds is not None:
+            record["search_seconds"] = round(search_seconds, 2)
         tmp = self.run_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=2))
         tmp.replace(self.run_file)

@@ -93,6 +93,10 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
             dataset, batch_size=config.batch_size, epochs=config.max_epochs, learning_rate_bounds=lr_bounds
         )
         outcome = search.run_search(plan, space_class(context), feeder, seed, say)
+        earlier = float((previous or {}).get("search_seconds", 0.0)) if not config.overwrite else 0.0
+        outcome = replace(outcome, wall_seconds=earlier + outcome.wall_seconds)  # every process's search, summed
+        files.write(config.identity(), seed, lr_bounds, budget_began=plan.budget.began if plan.budget else None,
+                    search_seconds=outcome.wall_seconds)  # fmt: skip
         retrains, epochs = _retrain(config, plan, outcome, space_class, context, feeder, dataset, seed, say)
         assessed = _assess(config, retrains, epochs, dataset, outcome)
         record = _record(config, seed, dataset, outcome, assessed, lr_bounds)
@@ -143,6 +147,15 @@ def _preflight(config: RunConfig):
     datasets.DATASETS.get(config.dataset)  # an unknown name raises here, listing the choices
     _check_writable(Path(config.checkpoint_root), "checkpoint")
     _check_writable(Path(config.log_root), "log")
+    _check_writable(config.run_dir, "run")
+    if config.role != "worker":  # a busy run is refused now, not after the data has loaded
+        RunLock(config.run_dir).check_free()
+    if config.role == "worker" or config.workers or config.role == "chief":
+        from tuning import distributed
+
+        distributed.check_address(*config.oracle_address(), serve=config.role != "worker")
+    if config.storage is not None and config.tuner in optuna_oracle.SAMPLERS.names():
+        optuna_oracle.open_storage(config.storage)  # an unreachable server is refused before anything is touched
     if config.threads is not None and config.role != "worker":  # a worker sets its own (`tuning.worker`)
         import tensorflow as tf
 
@@ -313,6 +326,10 @@ def _retraining_cost(seeds: int, epochs: int, per_epoch: float | None, budgeted:
 
 
 def _check_writable(root: Path, what: str) -> None:
+    too_long = [part for part in root.parts if len(part.encode()) > 255]  # what filesystems allow for one name
+    if too_long:
+        raise UsageError(f"cannot write the {what} directory: its name {too_long[0][:40]!r}... is "
+                         f"{len(too_long[0].encode())} bytes, over the 255 a filesystem allows; pick a shorter path")  # fmt: skip
     probe = root
     while not probe.exists():
         probe = probe.parent

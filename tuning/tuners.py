@@ -337,7 +337,7 @@ class OptunaTuner(ServiceTuner, kt.Tuner):
     """A Keras Tuner tuner driven by an `OptunaOracle`; it reports each epoch to the study, for pruning."""
 
     def __init__(self, *args, oracle, **kwargs):
-        kwargs.setdefault("reporter", optuna_oracle.EpochReporter(oracle.study))
+        kwargs.setdefault("reporter", optuna_oracle.EpochReporter(oracle.study, oracle.storage))
         super().__init__(*args, oracle=oracle, **kwargs)
 
 

@@ -12,7 +12,7 @@ from search_spaces.base import SearchSpace, SpaceContext
 from tests.conftest import make_dataset
 from tuning.errors import UsageError
 
-DRAWS = 6
+DRAWS = 4
 
 
 def context_for(dataset, batch_size=None) -> SpaceContext:
