@@ -172,11 +172,16 @@ def test_ctrl_c_saves_state_prints_how_to_resume_and_exits_130(tmp_path):
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130
     assert "rerun the same command to resume" in err and "Traceback" not in err
+    run_dir = tmp_path / "checkpoints" / "digits-random"
+    interrupted = json.loads((run_dir / "run.json").read_text())["search_seconds"]
+    assert interrupted > 0  # the interrupted process's search time is kept for the total
     rerun = subprocess.run([sys.executable, "-m", "tuning.run", *ARGS], cwd=tmp_path, capture_output=True,
                            text=True, timeout=600)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
     assert "already finished" in rerun.stdout
-    assert_valid_export(tmp_path / "checkpoints" / "digits-random")
+    assert_valid_export(run_dir)
+    total = json.loads((run_dir / "best" / "metrics.json").read_text())["search"]["wall_seconds"]
+    assert total > interrupted  # both processes' search time, summed
 
 
 def test_a_leftover_half_written_export_does_not_count(tmp_path):

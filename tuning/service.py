@@ -92,11 +92,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         context = SpaceContext.for_dataset(
             dataset, batch_size=config.batch_size, epochs=config.max_epochs, learning_rate_bounds=lr_bounds
         )
-        outcome = search.run_search(plan, space_class(context), feeder, seed, say)
-        earlier = float((previous or {}).get("search_seconds", 0.0)) if not config.overwrite else 0.0
-        outcome = replace(outcome, wall_seconds=earlier + outcome.wall_seconds)  # every process's search, summed
-        files.write(config.identity(), seed, lr_bounds, budget_began=plan.budget.began if plan.budget else None,
-                    search_seconds=outcome.wall_seconds)  # fmt: skip
+        outcome = _timed_search(config, plan, space_class(context), feeder, seed, previous, lr_bounds, say)
         retrains, epochs = _retrain(config, plan, outcome, space_class, context, feeder, dataset, seed, say)
         assessed = _assess(config, retrains, epochs, dataset, outcome)
         record = _record(config, seed, dataset, outcome, assessed, lr_bounds)
@@ -107,6 +103,29 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         )  # fmt: skip
         export_dir = export.write_export(files.export_dir, assessed.model, hyperparameters, record, figures)
     return RunResult(export_dir, files.log_dir, record, hyperparameters)
+
+
+def _timed_search(config, plan, hypermodel, feeder, seed: int, previous, lr_bounds, say: Say) -> search.SearchOutcome:
+    """Runs the search; its wall time, summed over every process that searched, goes to `run.json`.
+
+    A process stopped by an error or Ctrl-C still adds its time; one killed
+    outright (SIGKILL, power loss) cannot, and its time is missing from the sum.
+    """
+    earlier = float((previous or {}).get("search_seconds", 0.0)) if not config.overwrite else 0.0
+    started = time.monotonic()
+
+    def record(total: float) -> None:
+        config.files.write(config.identity(), seed, lr_bounds, search_seconds=total,
+                           budget_began=plan.budget.began if plan.budget else None)  # fmt: skip
+
+    try:
+        outcome = search.run_search(plan, hypermodel, feeder, seed, say)
+    except BaseException:
+        record(earlier + time.monotonic() - started)
+        raise
+    outcome = replace(outcome, wall_seconds=earlier + outcome.wall_seconds)
+    record(outcome.wall_seconds)
+    return outcome
 
 
 def search_plan(config: RunConfig, began: float) -> search.SearchPlan:
