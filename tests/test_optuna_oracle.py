@@ -153,3 +153,31 @@ def test_optuna_flags_are_refused_for_keras_tuner_tuners(tmp_path):
     with pytest.raises(UsageError, match="unknown pruner 'sometimes'"):
         service.run(tiny_config(tmp_path, tuner="tpe", pruner="sometimes"), say=lambda _: None)
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_an_unreachable_storage_is_one_usage_error_that_hides_the_password():
+    from tuning.optuna_oracle import open_storage
+
+    with pytest.raises(UsageError, match=r"cannot open the Optuna storage 'sqlite:///.*/no/such/folder/s.db'"):
+        open_storage("sqlite:////no/such/folder/s.db")
+    with pytest.raises(UsageError, match=r"'postgresql://tuning:\*\*\*@127.0.0.1:9/study'") as caught:
+        open_storage("postgresql://tuning:secret@127.0.0.1:9/study")
+    assert "secret" not in str(caught.value)
+
+
+def test_a_lost_connection_becomes_storage_lost_and_other_errors_pass_through():
+    import sqlalchemy.exc
+
+    from tuning.optuna_oracle import StorageLost, storage_calls
+
+    lost = sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionRefusedError("server closed the connection"))
+    with pytest.raises(StorageLost, match=r"lost the Optuna storage postgresql://u:\*\*\*@db/s .*rerun the same command"):
+        with storage_calls("postgresql://u:pw@db/s"):
+            try:
+                raise lost
+            except sqlalchemy.exc.OperationalError as error:  # as Optuna wraps it
+                raise optuna.exceptions.StorageInternalError("commit failed") from error
+    assert issubclass(StorageLost, kt.errors.FatalError)  # Keras Tuner stops the search instead of failing the trial
+    with pytest.raises(ValueError, match="not a storage problem"):
+        with storage_calls("postgresql://u:pw@db/s"):
+            raise ValueError("not a storage problem")

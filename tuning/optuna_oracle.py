@@ -89,9 +89,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     try:
         return optuna.storages.get_storage(url)
     except (ValueError, ImportError, optuna.exceptions.OptunaError) as error:
-        raise UsageError(f"cannot open the Optuna storage {url!r}: {_first_line(error)}") from None
+        raise UsageError(f"cannot open the Optuna storage {_shown(url)!r}: {_first_line(error)}") from None
     except Exception as error:  # SQLAlchemy's errors for a bad URL or an unreachable server
-        raise UsageError(f"cannot open the Optuna storage {url!r}: {type(error).__name__}: {_first_line(error)}") from None
+        raise UsageError(f"cannot open the Optuna storage {_shown(url)!r}: {type(error).__name__}: {_first_line(error)}") from None
 
 
 class StorageLost(RunError, kt.errors.FatalError):
