@@ -123,3 +123,16 @@ def test_evaluate_split_matches_keras_on_a_compiled_model():
     loss, accuracy = model.evaluate(split.x, split.y, verbose=0)
     scores = evaluate.evaluate_split(model, split)
     assert scores["loss"] == pytest.approx(loss, rel=1e-4) and scores["accuracy"] == pytest.approx(accuracy)
+
+
+def test_another_member_fits_only_when_the_seeds_so_far_say_it_can_finish():
+    def done(seconds, epochs):
+        return evaluate.Retrained(seed=0, model=None, history={}, best_epoch=epochs, epochs_run=epochs, wall_seconds=seconds)
+
+    # 30 epochs took 300 s: another 30 needs 300 s, and the plan keeps 10% spare.
+    assert evaluate.another_member_fits(334, [done(300, 30)], 30)
+    assert not evaluate.another_member_fits(332, [done(300, 30)], 30)
+    # Timed over every seed so far: a slow first seed and a fast second average to 8 s an epoch.
+    assert evaluate.another_member_fits(270, [done(300, 30), done(180, 30)], 30)
+    assert not evaluate.another_member_fits(1e9, [], 30)
+    assert not evaluate.another_member_fits(-5, [done(300, 30)], 1)

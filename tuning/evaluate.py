@@ -74,6 +74,21 @@ def plan_retraining(seconds_left: float, seconds_per_epoch: float, epochs: int, 
     return 1, max(1, int(usable / seconds_per_epoch))
 
 
+def another_member_fits(seconds_left: float, done: list["Retrained"], epochs: int) -> bool:
+    """Whether one more seed of `epochs` fits in `seconds_left`, timed on the seeds already retrained.
+
+    Args:
+        seconds_left: Wall time left for the retraining.
+        done: The seeds retrained so far (at least one).
+        epochs: The epochs the next seed would train.
+    """
+    epochs_run = sum(r.epochs_run for r in done)
+    if not epochs_run:
+        return False
+    per_epoch = sum(r.wall_seconds for r in done) / epochs_run  # build and tracing included: on the safe side
+    return max(0.0, seconds_left) * PLAN_MARGIN >= epochs * per_epoch
+
+
 def retrain(
     hypermodel: kt.HyperModel,
     hyperparameters: kt.HyperParameters,

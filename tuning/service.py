@@ -230,11 +230,19 @@ def _retrain(config, plan, outcome, space_class, context, feeder, dataset, seed:
     hp = outcome.hyperparameters
     patience = epochs if hp.values.get("lr_schedule") in ANNEALING_SCHEDULES else config.patience
     run_end = plan.budget.end() if plan.budget else None
+    # Under a budget the plan was made from a trial's epoch time; each seed retrained since
+    # times it again, and the next seed starts only if it can finish (up to the seed cap).
+    cap = config.seeds_to_retrain if run_end is not None else seeds
     retrains = []
-    for k in range(seeds):
-        if k and run_end is not None and time.time() >= run_end:
-            say(f"time budget spent: exporting {k} retraining seed(s) instead of {seeds}")
-            break
+    for k in range(cap):
+        if k and run_end is not None:
+            fits = evaluate.another_member_fits(run_end - time.time(), [r for r, _ in retrains], epochs)
+            if not fits:
+                if k < seeds:
+                    say(f"time budget: exporting {k} retraining seed(s) instead of {seeds}; another would not finish")
+                break
+            if k >= seeds:
+                say(f"time budget: the retraining runs faster than planned; adding seed {seed + k}")
         retrained = evaluate.retrain(final_hypermodel, hp, feeder, epochs, patience, seed + k, config.log_dir,
                                      deadline=run_end, say=say)  # fmt: skip
         val = evaluate.evaluate_split(retrained.model, dataset.val)
