@@ -57,7 +57,9 @@ def _assert_complete_search_exported_once(run_dir: Path, output: str, expected_r
     assert sum(line.startswith("trial ") for line in output.splitlines()) == TRIALS  # one progress line per trial
 
 
-@pytest.mark.parametrize("tuner", ["random", "tpe"])
+# An Optuna tuner with a chief and 2 workers also runs in tests/test_storage.py (journal file,
+# PostgreSQL), with the same checks; the SQLite variant runs with -m slow.
+@pytest.mark.parametrize("tuner", ["random", pytest.param("tpe", marks=pytest.mark.slow)])
 def test_a_chief_and_two_workers_run_each_trial_once_and_export_once(tmp_path, tuner):
     done = run_cli([*COMMON, "--tuner", tuner], tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -88,7 +90,7 @@ def _worker_pid(worker_id: str) -> int | None:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker's process through /proc")
-@pytest.mark.parametrize("tuner", ["random", "tpe"])
+@pytest.mark.parametrize("tuner", ["random", pytest.param("tpe", marks=pytest.mark.slow)])
 def test_a_worker_killed_mid_trial_is_restarted_and_its_trial_retried(tmp_path, tuner):
     env = dict(os.environ)
     env.pop("TUNING_DATA_DIR", None)

@@ -26,7 +26,10 @@ print("tuning" in sys.modules)
 """
 
 
-@pytest.mark.parametrize("tuner", ["hyperband", "bayesian", "random", "tpe"])
+# CI runs the default tuner and one Optuna tuner end to end; every tuner is also run by the
+# search contract (tests/test_search.py). The others run with -m slow.
+@pytest.mark.parametrize("tuner", ["hyperband", pytest.param("bayesian", marks=pytest.mark.slow),
+                                   pytest.param("random", marks=pytest.mark.slow), "tpe"])
 def test_search_export_and_fresh_process_load(tuner, tmp_path):
     result = run_cli(
         ["digits", "--tuner", tuner, "--trials", "3", "--max-epochs", "2", "--final-epochs", "3", "--seed", "1"],

@@ -165,7 +165,7 @@ def test_sigkill_then_rerun_finishes_without_repeating_finished_trials(moment, t
     assert_valid_export(run_dir)
 
 
-def test_ctrl_c_saves_state_prints_how_to_resume_and_exits_130(tmp_path):
+def test_ctrl_c_saves_state_prints_how_to_resume_and_exits_130_and_a_leftover_export_does_not_count(tmp_path):
     process = start(tmp_path)
     wait_for_line(process, "trial 0  [1/")
     process.send_signal(signal.SIGINT)
@@ -175,6 +175,8 @@ def test_ctrl_c_saves_state_prints_how_to_resume_and_exits_130(tmp_path):
     run_dir = tmp_path / "checkpoints" / "digits-random"
     interrupted = json.loads((run_dir / "run.json").read_text())["search_seconds"]
     assert interrupted > 0  # the interrupted process's search time is kept for the total
+    (run_dir / "best.tmp-99999").mkdir()  # a half-written export left by a process that died must not count
+    (run_dir / "best.tmp-99999" / "model.keras").write_bytes(b"half")
     rerun = subprocess.run([sys.executable, "-m", "tuning.run", *ARGS], cwd=tmp_path, capture_output=True,
                            text=True, timeout=600)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
@@ -182,16 +184,6 @@ def test_ctrl_c_saves_state_prints_how_to_resume_and_exits_130(tmp_path):
     assert_valid_export(run_dir)
     total = json.loads((run_dir / "best" / "metrics.json").read_text())["search"]["wall_seconds"]
     assert total > interrupted  # both processes' search time, summed
-
-
-def test_a_leftover_half_written_export_does_not_count(tmp_path):
-    run_dir = tmp_path / "checkpoints" / "digits-random"
-    (run_dir / "best.tmp-99999").mkdir(parents=True)
-    (run_dir / "best.tmp-99999" / "model.keras").write_bytes(b"half")
-    result = subprocess.run([sys.executable, "-m", "tuning.run", *ARGS], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=600)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert_valid_export(run_dir)
 
 
 def test_second_run_on_the_same_directory_is_refused_at_once(tmp_path):

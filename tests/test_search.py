@@ -85,7 +85,7 @@ def test_under_a_spent_budget_one_trial_starts_and_stops_after_its_first_epoch(t
     assert outcome.trial_epochs == {"min": 1, "max": 1}  # it stopped at its first epoch's end, not at 3
 
 
-@pytest.mark.parametrize("tuner", ["random", "tpe"])
+@pytest.mark.parametrize("tuner", ["random", pytest.param("tpe", marks=pytest.mark.slow)])
 def test_with_two_workers_trials_stop_at_the_budget_too(tuner, tmp_path):
     # --time-budget 0.02 is 1.2 s: spent before the workers start, so one trial runs and
     # its worker stops it after its first epoch (the worker once ran it to --max-epochs).

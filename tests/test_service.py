@@ -68,6 +68,7 @@ def test_overwrite_starts_afresh(tmp_path):
     assert metrics["search"]["max_trials"] == 1
 
 
+@pytest.mark.slow  # two whole runs; CI keeps the oracle-level check, test_tuners::test_local_moves_are_seeded_and_reproducible
 def test_same_seed_gives_the_same_trial_sequence(tmp_path):
     sequences = []
     for name in ("a", "b"):

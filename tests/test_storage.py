@@ -177,3 +177,5 @@ def test_a_chief_and_two_workers_share_one_journal_file(tmp_path, tuner):
     assert sorted(t.user_attrs["keras_tuner_trial_id"] for t in study.trials) == [str(i) for i in range(TRIALS)]
     assert {t.state.name for t in study.trials} <= {"COMPLETE", "PRUNED"}
     assert all(t.intermediate_values for t in study.trials)  # the workers reported their epochs into the file
+    counts = json.loads((run_dir / "best" / "metrics.json").read_text())["search"]["trials_by_status"]
+    assert [t.state.name for t in study.trials].count("PRUNED") == counts.get("PRUNED", 0)  # workers' pruning reached the chief
