@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.test_distributed import COMMON, TRIALS, _assert_complete_search_exported_once, _trial_statuses
+from tests.test_distributed import (
+    COMMON, TRIALS, _assert_complete_search_exported_once, _oracle_state, _trial_statuses,
+)  # fmt: skip
 
 
 def _pg_tool(name: str) -> str | None:
@@ -135,13 +137,14 @@ def test_a_lost_server_stops_the_run_with_one_line_and_a_rerun_resumes(tmp_path,
             assert process.poll() is None, process.communicate()[1][-2000:]
             time.sleep(0.05)
         postgres.stop()
-        finished_before = {k for k, v in _trial_statuses(run_dir).items() if v == "COMPLETED"}
+        # Finished means the oracle recorded the end; a trial whose end the lost server interrupted is retried.
+        finished_before = set(_oracle_state(run_dir).get("end_order", []))
         _, stderr = process.communicate(timeout=300)
     finally:
         if process.poll() is None:
             process.kill()
         postgres.start()
-    assert len(finished_before) >= 2
+    assert len(finished_before) >= 1
     assert process.returncode == 1, stderr[-2000:]
     lines = [line for line in stderr.splitlines() if line.startswith("tuning.run")]
     assert len(lines) == 1 and "lost the Optuna storage postgresql://postgres@127.0.0.1" in lines[0], stderr[-2000:]
@@ -156,9 +159,11 @@ def test_a_lost_server_stops_the_run_with_one_line_and_a_rerun_resumes(tmp_path,
     for trial_id in finished_before:  # kept, not run again
         assert f"trial {trial_id}  [" not in resumed.stdout
     trials = _study_trials(url, "digits-tpe")
-    by_id = {t.user_attrs["keras_tuner_trial_id"]: t for t in trials}
+    by_id = {t.user_attrs["keras_tuner_trial_id"]: t for t in trials if "keras_tuner_trial_id" in t.user_attrs}
     assert sorted(by_id) == [str(i) for i in range(6)]
     assert all(by_id[str(i)].state.name == "COMPLETE" for i in range(6))
+    # A trial asked for just as the server went away never reached Keras Tuner; it is left running, never complete.
+    assert all(t.state.name == "RUNNING" for t in trials if "keras_tuner_trial_id" not in t.user_attrs)
 
 
 @pytest.mark.parametrize("tuner", ["tpe"])
