@@ -26,10 +26,11 @@ function all(root, out) { out.push(root); for (const el of root.querySelectorAll
 window.__deep = (selector) => { const found = []; for (const r of all(document, [])) found.push(...r.querySelectorAll(selector)); return found; };
 """
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1800,1100")  # fmt: skip
+         "--disable-background-networking", "--disable-component-update", "--disable-sync")  # fmt: skip
 
 
-def _wait(driver, script: str, seconds: float = 90):
+def wait_for(driver, script: str, seconds: float = 90):
+    """The first truthy value `script` returns in the page (shadow roots searchable), polled every half second."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         driver.execute_script(DEEP)
@@ -37,10 +38,11 @@ def _wait(driver, script: str, seconds: float = 90):
         if value:
             return value
         time.sleep(0.5)
-    raise SystemExit(f"timed out waiting for: {script}")
+    raise TimeoutError(f"timed out waiting for: {script}")
 
 
-def _serve(logdir: Path, port: int) -> subprocess.Popen:
+def serve(logdir: Path, port: int) -> subprocess.Popen:
+    """TensorBoard on 127.0.0.1:`port` over `logdir`, once it answers."""
     server = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
@@ -53,34 +55,39 @@ def _serve(logdir: Path, port: int) -> subprocess.Popen:
         except OSError:
             if time.monotonic() > deadline or server.poll() is not None:
                 server.kill()
-                raise SystemExit("TensorBoard did not start")
+                raise RuntimeError("TensorBoard did not start")
             time.sleep(0.5)
+
+
+def chromium(window: str = "1800,1100"):
+    """Debian's Chromium, headless, through Selenium and chromium-driver, with this machine's offline flags."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    for flag in (*FLAGS, f"--window-size={window}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
 
 def shoot(logdir: Path, out: Path) -> dict:
     """Saves `table.png` and `parallel-coordinates.png` under `out`; returns what the page held."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     from tuning.distributed import free_port
 
     out.mkdir(parents=True, exist_ok=True)
     port = free_port("127.0.0.1")
-    server = _serve(logdir, port)
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
-    for flag in FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    server = serve(logdir, port)
+    driver = chromium()
     try:
         driver.get(f"http://127.0.0.1:{port}/#hparams")
-        sessions = _wait(driver, "const g = window.__deep('vaadin-grid').find(g => g.items && g.items.length); return g ? g.items.length : 0;")
+        sessions = wait_for(driver, "const g = window.__deep('vaadin-grid').find(g => g.items && g.items.length); return g ? g.items.length : 0;")
         time.sleep(2)
         driver.save_screenshot(str(out / "table.png"))
         driver.execute_script(
             "for (const t of window.__deep('paper-tab, [role=tab]')) if (t.innerText.trim().toUpperCase().startsWith('PARALLEL')) t.click();"
         )
-        drawn = _wait(driver, """
+        drawn = wait_for(driver, """
             const plot = window.__deep('tf-hparams-parallel-coords-plot')[0];
             const lines = plot && (plot.shadowRoot || plot).querySelectorAll('g.foreground > path');
             return lines && lines.length ? lines.length : 0;

@@ -9,15 +9,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
+from bench import dashboard
 from tests.conftest import run_cli
+from tuning.distributed import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -36,16 +33,6 @@ pytestmark = pytest.mark.skipif(
 
 ARGS = ["digits", "--tuner", "tpe", "--pruner", "median", "--trials", "8", "--max-epochs", "4", "--seed", "3",
         "--final-seeds", "2", "--final-epochs", "2"]  # fmt: skip
-DEEP = """
-function all(root, out) { out.push(root); for (const el of root.querySelectorAll('*')) if (el.shadowRoot) all(el.shadowRoot, out); return out; }
-window.__deep = (selector) => { const found = []; for (const r of all(document, [])) found.push(...r.querySelectorAll(selector)); return found; };
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -63,36 +50,13 @@ def run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(run):
     """TensorBoard on loopback over the run's logs, and a headless Chromium on its HParams tab."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     folder, _ = run
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(folder / "logs" / "digits-tpe"),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-    )  # fmt: skip
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1600,1200"):  # fmt: skip
-        options.add_argument(flag)
+    port = free_port("127.0.0.1")
+    server = dashboard.serve(folder / "logs" / "digits-tpe", port)
     driver = None
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugins_listing", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail("TensorBoard did not start")
-                time.sleep(0.5)
-        driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+        driver = dashboard.chromium("1600,1200")
         driver.get(f"http://127.0.0.1:{port}/#hparams")
-        driver.execute_script(DEEP)
         wait_for(driver, "return window.__deep('tf-hparams-table-view vaadin-grid, vaadin-grid').some(g => g.items && g.items.length)")
         yield driver
     finally:
@@ -103,14 +67,7 @@ def browser(run):
 
 
 def wait_for(driver, script: str, seconds: float = 60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        driver.execute_script(DEEP)
-        value = driver.execute_script(script)
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for: {script}")
+    return dashboard.wait_for(driver, script, seconds)
 
 
 def table_rows(driver) -> list[dict]:

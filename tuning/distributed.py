@@ -59,18 +59,16 @@ def check_address(host: str, port: int, serve: bool) -> None:
         port: Its port; 0 means a free one is picked later.
         serve: A chief binds it; a worker only connects to it.
     """
-    import socket as _socket
-
     try:
-        infos = _socket.getaddrinfo(host, port or None, type=_socket.SOCK_STREAM)
-    except _socket.gaierror as error:
+        infos = socket.getaddrinfo(host, port or None, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
         raise UsageError(
             f"--oracle host {host!r} does not resolve ({error.strerror}); give an IP address or a name this machine resolves"
         ) from None
     if not serve or not port:
         return
     family, _, _, _, address = infos[0]
-    with _socket.socket(family, _socket.SOCK_STREAM) as probe:
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         try:
             probe.bind(address)
         except OSError as error:

@@ -88,10 +88,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     try:
         return optuna.storages.get_storage(url)
-    except (ValueError, ImportError, optuna.exceptions.OptunaError) as error:
-        raise UsageError(f"cannot open the Optuna storage {_shown(url)!r}: {_first_line(error)}") from None
-    except Exception as error:  # SQLAlchemy's errors for a bad URL or an unreachable server
-        raise UsageError(f"cannot open the Optuna storage {_shown(url)!r}: {type(error).__name__}: {_first_line(error)}") from None
+    except Exception as error:  # Optuna's own, or SQLAlchemy's for a bad URL or an unreachable server
+        ours = isinstance(error, (ValueError, ImportError, optuna.exceptions.OptunaError))
+        detail = _first_line(error) if ours else f"{type(error).__name__}: {_first_line(error)}"
+        raise UsageError(f"cannot open the Optuna storage {_shown(url)!r}: {detail}") from None
 
 
 class StorageLost(RunError, kt.errors.FatalError):
