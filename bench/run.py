@@ -1,7 +1,7 @@
 """Benchmarks: accuracy and time to accuracy against baselines, training overhead, memory.
 
-    python -m bench.run {accuracy,overhead,memory,all} --data-dir DIR [--budget-minutes M]
-                        [--datasets mnist,cifar10] [--seeds 1] [--first-seed 0]
+    python -m bench.run {accuracy,overhead,memory,all,render} --data-dir DIR [--budget-minutes 20]
+                        [--datasets mnist,cifar10] [--methods tuning,...] [--seeds 1] [--first-seed 0]
 
 Every method runs in a fresh process of this interpreter, one after the
 other, on the same data, the same split (the service's: the last 5,000
@@ -22,8 +22,10 @@ test set once at the end:
   same budget (the space's defaults, no search);
 - `tuning`: `tuning.run` with its defaults and `--time-budget M`.
 
-Results go to `bench/results/*.json` and `bench/results/RESULTS.md`, and
-the README's "Performance" section is rewritten from them.
+Results go to `bench/results/*.json`. From them, `docs/benchmarks.md`'s
+tables (and `bench/results/RESULTS.md`) and the README's headline block
+are rewritten; `render` only rewrites them. `tests/test_docs.py` checks
+that both are what the files say.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from typing import Callable, Optional
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 README = ROOT / "README.md"
+BENCHMARKS_MD = ROOT / "docs" / "benchmarks.md"
 METHODS = ("keras-tuner", "exercise-mlp", "strong-guess", "strong-guess-budget", "tuning-defaults-only", "tuning")
 TARGETS = {"mnist": 0.98, "cifar10": 0.50, "digits": 0.95}
 SEARCH_SHARE = 0.75  # of the budget, for the baselines that search and then retrain
@@ -61,9 +64,11 @@ class Clock:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def record(self, val_accuracy: float) -> None:
+    def record(self, val_accuracy: float, at: Optional[float] = None) -> None:
+        """Adds a point: the best validation accuracy so far, at `at` (`time.time()`; default now)."""
+        seconds = self.elapsed() if at is None else at - self.started_wall
         best = max([val_accuracy, *(v for _, v in self.curve)])
-        self.curve.append((round(self.elapsed(), 1), round(float(best), 4)))
+        self.curve.append((round(seconds, 1), round(float(best), 4)))
 
 
 def _curve(clock: Clock):
@@ -226,19 +231,27 @@ BUDGET_MAX_SEEDS = 8
 MIN_MEMBER_EPOCHS = 10
 
 
+def plan_members(seconds_left: float, seconds_per_epoch: float, epochs: int, seeds: int) -> tuple[int, int]:
+    """`(members, epochs)`: as many full-length members as fit in 90% of the time left, else one shorter one."""
+    usable = max(0.0, seconds_left) * 0.9
+    fit = int(usable / (epochs * seconds_per_epoch))
+    if fit >= 1:
+        return min(seeds, fit), epochs
+    return 1, max(1, int(usable / seconds_per_epoch))
+
+
 def method_strong_guess_budget(data, budget: float, seed: int, workdir: Path, clock: Clock) -> dict:
     """The strong guess with the space's default augmentation, trained to fill the whole budget.
 
     Seeds of 30 epochs each (a cosine schedule spans each one) are trained
     while the time left holds another one, planned from the measured time of
-    the first with the service's own planner (`tuning.evaluate.plan_retraining`),
-    and the export is the average of their class probabilities: what
-    `tuning.run` does with the time its search leaves.
+    the first with `plan_members` (the service's planner when these results
+    were first measured, kept so that they stay comparable), and the export
+    is the average of their class probabilities: what `tuning.run` does with
+    the time its search leaves.
     """
     import keras
     import numpy as np
-
-    from tuning.evaluate import plan_retraining
 
     epochs, batch = 30, 128
     deadline = clock.started_wall + budget
@@ -250,7 +263,7 @@ def method_strong_guess_budget(data, budget: float, seed: int, workdir: Path, cl
         _fit_to_deadline(model, data, batch, plan[1], plan[1], deadline, clock, transform)
         members.append(model)
         if len(members) == 1:
-            more, more_epochs = plan_retraining(deadline - time.time(), (time.monotonic() - started) / epochs,
+            more, more_epochs = plan_members(deadline - time.time(), (time.monotonic() - started) / epochs,
                                                 epochs, BUDGET_MAX_SEEDS - 1)  # fmt: skip
             plan = (1 + more, more_epochs) if more_epochs >= MIN_MEMBER_EPOCHS else (1, epochs)
     x_test = transform(data.test.x)
@@ -263,24 +276,23 @@ def method_strong_guess_budget(data, budget: float, seed: int, workdir: Path, cl
 def method_tuning(data, budget: float, seed: int, workdir: Path, clock: Clock, data_dir: Optional[str] = None,
                   **options) -> dict:  # fmt: skip
     """`tuning.run` with its defaults and `--time-budget`; `options` set other `RunConfig` fields."""
-    from tuning import service
+    from tuning import events, service
     from tuning.config import RunConfig
 
-    def say(line: str) -> None:
-        if line.startswith("trial ") and "val_accuracy=" in line and "val_accuracy=-" not in line:
-            clock.record(float(line.split("val_accuracy=")[1].split()[0]))
+    def listen(event) -> None:  # every epoch of every trial and retraining member, at the time it ended
+        if isinstance(event, events.EpochEnded) and event.logs.get("val_accuracy") is not None:
+            clock.record(float(event.logs["val_accuracy"]), at=event.at)
 
     config = RunConfig(
         dataset=data.name, data_dir=data_dir, seed=seed, time_budget=budget / 60, overwrite=True,
         checkpoint_root=str(workdir / "checkpoints"), log_root=str(workdir / "logs"), **options,
     )  # fmt: skip
-    result = service.run(config, say=say)
+    result = service.run(config, say=lambda line: None, listen=listen)
     final = result.record.final
-    for value in final.history.get("val_accuracy", []):
-        clock.record(value)
     return {"trials": sum(result.record.search.trials_by_status.values()),
-            "test_accuracy": final.test_accuracy, "best": result.hyperparameters,
-            "members": len(final.members), "epochs_per_member": final.epoch_budget}  # fmt: skip
+            "test_accuracy": final.test_accuracy, "best": result.hyperparameters, "members": len(final.members),
+            "epochs_per_member": [s.get("epochs_planned", final.epoch_budget) for s in final.seeds],
+            "search_seconds": result.record.search.wall_seconds, "retrain_seconds": final.wall_seconds}  # fmt: skip
 
 
 def method_tuning_defaults_only(data, budget: float, seed: int, workdir: Path, clock: Clock,
@@ -472,11 +484,9 @@ def memory(args) -> list[dict]:
     return found
 
 
-def _machine() -> str:
-    from tuning.metrics import machine
-
-    found = machine()
-    return f"{found['processor']}, {found['cpu_count']} cores, " + (", ".join(found["gpus"]) or "no GPU")
+# Where the committed results were measured. A constant, not read from the machine that renders
+# them: rendering on another machine must not change what the files say.
+MACHINE = "the project's 2-core machine (24 GiB, no GPU)"
 
 
 def means_table(rows: list[dict], order: dict) -> list[str]:
@@ -486,21 +496,51 @@ def means_table(rows: list[dict], order: dict) -> list[str]:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["method"], r["budget_minutes"]), []).append(r)
-    lines = ["| dataset | method | budget (min) | seeds | mean test acc | std | min | max |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = ["| dataset | method | budget (min) | seeds | mean test acc | std | min | max | date | commit |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for (dataset, method, budget), found in sorted(groups.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 9))):
+        found = sorted(found, key=lambda r: r["seed"])
         tests = [r["test_accuracy"] for r in found]
-        std = statistics.stdev(tests) if len(tests) > 1 else 0.0
-        lines.append(f"| {dataset} | {method} | {budget} | {','.join(str(r['seed']) for r in sorted(found, key=lambda r: r['seed']))} | "
-                     f"**{statistics.mean(tests):.4f}** | {std:.4f} | {min(tests):.4f} | {max(tests):.4f} |")  # fmt: skip
+        std = f"{statistics.stdev(tests):.4f}" if len(tests) > 1 else "n/a"
+        dates = ", ".join(sorted({r.get("date") or "unrecorded" for r in found}))
+        commits = ", ".join(sorted({r.get("commit") or "unrecorded" for r in found}))
+        lines.append(f"| {dataset} | {method} | {budget:g} | {','.join(str(r['seed']) for r in found)} | "
+                     f"**{statistics.mean(tests):.4f}** | {std} | {min(tests):.4f} | {max(tests):.4f} | {dates} | {commits} |")  # fmt: skip
     return lines + [""]
 
 
+def _commands(files: list[Path]) -> list[str]:
+    """One line per distinct command, with its dates, as the files record them."""
+    found: dict[str, set] = {}
+    for path in files:
+        data = json.loads(path.read_text())
+        runs = data.get("runs", [data]) if isinstance(data, dict) else [data]
+        for run in runs:
+            if run.get("command"):
+                found.setdefault(run["command"], set()).add(run.get("date") or "unrecorded")
+    return [f"- `{command}` ({', '.join(sorted(dates))})" for command, dates in sorted(found.items())]
+
+
+def headline(results: Path = RESULTS) -> str:
+    """The README's results block: mean test accuracy per dataset and method over seeds, with the spread."""
+    rows = [json.loads(p.read_text()) for p in sorted(results.glob("accuracy-*.json"))]
+    if not rows:
+        return "No accuracy results yet."
+    order = {m: i for i, m in enumerate(METHODS)}
+    return "\n".join([
+        f"Test accuracy under the same wall-clock budget per method, on {MACHINE}, from `bench/results/accuracy-*.json` "
+        "(`python -m bench.run accuracy --data-dir DIR --budget-minutes 20 --datasets mnist,cifar10 --methods tuning --seeds 3`; "
+        "each row's date and commit are its files'). "
+        "std is over seeds; n/a where only one seed was run, and a margin smaller than the spread is no margin:", "",
+        *means_table(rows, order),
+        "Each seed, the time to the validation target, the overhead and memory figures: [docs/benchmarks.md](docs/benchmarks.md).",
+    ])  # fmt: skip
+
+
 def render(command: str, results: Path = RESULTS) -> str:
-    """The Markdown of every result file in `results`."""
-    files = sorted(results.glob("*.json"))
-    commands = sorted({(json.loads(p.read_text()).get("date", "?"), json.loads(p.read_text()).get("command", command)) for p in files})
-    lines = [f"Measured on {_machine()}, by:", ""] + [f"- `{c}` ({d})" for d, c in commands] + [""]
+    """The Markdown of every accuracy, overhead and memory result file in `results`."""
+    files = sorted(p for pattern in ("accuracy-*.json", "overhead.json", "memory-*.json") for p in results.glob(pattern))
+    lines = [f"Measured on {MACHINE}, by:", "", *_commands(files), ""]
     accuracy_files = sorted(results.glob("accuracy-*.json"))
     if accuracy_files:
         rows = [json.loads(p.read_text()) for p in accuracy_files]
@@ -510,7 +550,7 @@ def render(command: str, results: Path = RESULTS) -> str:
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
         for r in sorted(rows, key=lambda r: (r["dataset"], r["seed"], order.get(r["method"], 9))):
             reached = f"{r['seconds_to_val_target']:.0f}s (≥{r['val_target']})" if r.get("seconds_to_val_target") is not None else f"not reached (≥{r['val_target']})"
-            lines.append(f"| {r['dataset']} | {r['method']} | {r['seed']} | {r['budget_minutes']} | {r.get('trials', '-')} | "
+            lines.append(f"| {r['dataset']} | {r['method']} | {r['seed']} | {r['budget_minutes']:g} | {r.get('trials', '-')} | "
                          f"{r.get('members', '-')} | {r['best_val_accuracy']:.4f} | **{r['test_accuracy']:.4f}** | {reached} | "
                          f"{r['wall_seconds']:.0f}s | {r.get('commit', '-')} |")  # fmt: skip
         lines.append("")
@@ -535,16 +575,51 @@ def render(command: str, results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
-def update_readme(markdown: str, readme: Path = README) -> None:
-    """Replaces the README's Performance block (between the bench markers), or appends the section."""
-    text = readme.read_text() if readme.exists() else ""
+def replace_block(markdown: str, path: Path) -> None:
+    """Replaces the block between the bench markers in `path`, or appends one."""
+    text = path.read_text() if path.exists() else ""
     block = f"{START}\n{markdown}\n{END}"
     if START in text and END in text:
         head, rest = text.split(START, 1)
         text = head + block + rest.split(END, 1)[1]
     else:
-        text = text.rstrip() + "\n\n## Performance\n\n" + block + "\n"
-    readme.write_text(text)
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def marked_block(path: Path) -> str:
+    """The text between the bench markers in `path` (empty when there are none)."""
+    text = path.read_text() if path.exists() else ""
+    return text.split(START, 1)[1].split(END, 1)[0].strip("\n") if START in text and END in text else ""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m bench.run`."""
+    parser = argparse.ArgumentParser(prog="bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["accuracy", "overhead", "memory", "all", "render"])
+    parser.add_argument("--data-dir")
+    parser.add_argument("--budget-minutes", type=float, default=20.0)
+    parser.add_argument("--datasets", default="mnist,cifar10")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed .. first-seed + seeds - 1")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON and RESULTS.md go (default bench/results)")
+    parser.add_argument("--readme", type=Path, help="the README whose headline block is rewritten (default README.md with the default --results)")
+    parser.add_argument("--benchmarks", type=Path, help="the page whose tables are rewritten (default docs/benchmarks.md with the default --results)")
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parses and checks `bench.run`'s arguments; a bad value raises `ValueError` naming it."""
+    args = build_parser().parse_args(argv)
+    args.datasets = [d for d in args.datasets.split(",") if d]
+    args.methods = [m for m in args.methods.split(",") if m]
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown or not 0 < args.budget_minutes < float("inf") or args.seeds < 1 or args.first_seed < 0:
+        raise ValueError(f"methods must be among {', '.join(METHODS)}, budget > 0, seeds >= 1 and first seed >= 0, "
+                         f"but got methods={args.methods}, budget_minutes={args.budget_minutes}, seeds={args.seeds}, "
+                         f"first_seed={args.first_seed}")  # fmt: skip
+    return args
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -558,24 +633,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.add_argument("--data-dir")
         parser.add_argument("--out", required=True)
         return run_method(parser.parse_args(argv[1:]))
-    parser = argparse.ArgumentParser(prog="bench.run", description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["accuracy", "overhead", "memory", "all"])
-    parser.add_argument("--data-dir")
-    parser.add_argument("--budget-minutes", type=float, default=20.0)
-    parser.add_argument("--datasets", default="mnist,cifar10")
-    parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed .. first-seed + seeds - 1")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON and RESULTS.md go (default bench/results)")
-    parser.add_argument("--readme", type=Path, default=README, help="the README whose Performance section is rewritten")
-    args = parser.parse_args(argv)
-    args.datasets = [d for d in args.datasets.split(",") if d]
-    args.methods = [m for m in args.methods.split(",") if m]
-    unknown = [m for m in args.methods if m not in METHODS]
-    if unknown or args.budget_minutes <= 0 or args.seeds < 1 or args.first_seed < 0:
-        print(f"bench.run: error: methods must be among {', '.join(METHODS)}, budget > 0, seeds >= 1 and first seed >= 0, "
-              f"but got methods={args.methods}, budget_minutes={args.budget_minutes}, seeds={args.seeds}, "
-              f"first_seed={args.first_seed}", file=sys.stderr)  # fmt: skip
+    try:
+        args = parse_args(argv)
+    except ValueError as error:
+        print(f"bench.run: error: {error}", file=sys.stderr)
         return 2
     args.results.mkdir(parents=True, exist_ok=True)
     command = args.command = "python -m bench.run " + " ".join(argv)
@@ -590,7 +651,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         accuracy(args)
     markdown = render(command, args.results)
     (args.results / "RESULTS.md").write_text(markdown + "\n")
-    update_readme(markdown, args.readme)
+    ours = args.results.resolve() == RESULTS.resolve()  # other results never rewrite the repository's pages
+    if args.benchmarks or ours:
+        replace_block(markdown, args.benchmarks or BENCHMARKS_MD)
+    if args.readme or ours:
+        replace_block(headline(args.results), args.readme or README)
     print(markdown)
     return 0
 

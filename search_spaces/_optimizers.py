@@ -142,6 +142,30 @@ class StepOffset(keras.optimizers.schedules.LearningRateSchedule):
 
 
 @keras.saving.register_keras_serializable(package="tuning")
+class StepScale(keras.optimizers.schedules.LearningRateSchedule):
+    """A schedule run `factor` times faster, so that a schedule built for N epochs spans N / factor.
+
+    Args:
+        schedule: The schedule to compress.
+        factor: Steps of `schedule` per step taken; above 1 it ends sooner.
+    """
+
+    def __init__(self, schedule: keras.optimizers.schedules.LearningRateSchedule, factor: float) -> None:
+        self.schedule = schedule
+        self.factor = float(factor)
+
+    def __call__(self, step):
+        return self.schedule(ops.multiply(ops.cast(step, "float32"), self.factor))
+
+    def get_config(self):
+        return {"schedule": keras.saving.serialize_keras_object(self.schedule), "factor": self.factor}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(keras.saving.deserialize_keras_object(config["schedule"]), config["factor"])
+
+
+@keras.saving.register_keras_serializable(package="tuning")
 class OneCycleSGD(keras.optimizers.SGD):
     """SGD whose momentum moves opposite to the learning rate, as 1cycle prescribes.
 
@@ -200,6 +224,7 @@ def optimizer(
     choices: Sequence[str] = OPTIMIZERS,
     defaults: Optional[Mapping[str, Any]] = None,
     learning_rate_bounds: Optional[tuple[float, float]] = None,
+    weight_decays: Sequence[float] = WEIGHT_DECAYS,
 ) -> keras.optimizers.Optimizer:
     """Declares the optimizer, its learning rate and schedule, weight decay, and its key parameters.
 
@@ -212,12 +237,13 @@ def optimizer(
             `learning_rate`, `lr_schedule`, `weight_decay`, `beta_1`).
             Defaults to None: Adam at 1e-3, cosine, no weight decay.
         learning_rate_bounds: See `learning_rate`. Defaults to None.
+        weight_decays: The weight decays to search. Defaults to `WEIGHT_DECAYS`.
     """
     defaults = defaults or {}
     name = hp.Choice("optimizer", list(choices), default=defaults.get("optimizer", "adam"))
     peak = learning_rate(hp, learning_rate_bounds, defaults.get("learning_rate", 1e-3))
     lr = schedule(hp, peak, steps_per_epoch, epochs, default=defaults.get("lr_schedule", "cosine"))
-    decay = hp.Choice("weight_decay", list(WEIGHT_DECAYS), default=defaults.get("weight_decay", 0.0)) or None
+    decay = hp.Choice("weight_decay", list(weight_decays), default=defaults.get("weight_decay", 0.0)) or None
     if name == "sgd":
         with hp.conditional_scope("optimizer", ["sgd"]):
             momentum = hp.Choice("momentum", [0.0, 0.9, 0.95, 0.99], default=0.9)

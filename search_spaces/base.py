@@ -11,7 +11,7 @@ files, the CLI, tuners or data loading.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import keras
 import keras_tuner as kt
@@ -49,6 +49,12 @@ class SpaceContext:
         epochs: Epochs one learning-rate schedule spans. Defaults to 1.
         mirror_invariant: Whether a left-right mirrored example keeps its
             label, which allows flips as augmentation. Defaults to False.
+        regularization_floor: Whether augmentation and regularization are
+            searched only at or above the profile's prior. Set when trials
+            train for fewer epochs than the model that will be kept: less
+            regularization wins short trainings (flips cost a point on
+            CIFAR-10 after 10 epochs and are worth two after 30), so a short
+            trial is no evidence for turning it down. Defaults to False.
     """
 
     input_shape: tuple[int, ...]
@@ -60,6 +66,7 @@ class SpaceContext:
     train_size: int = 1
     epochs: int = 1
     mirror_invariant: bool = False
+    regularization_floor: bool = False
 
     @property
     def image_shape(self) -> Optional[tuple[int, int, int]]:
@@ -127,10 +134,20 @@ class SearchSpace(kt.HyperModel):
         """The first value tried for `name` on this context's profile, else `fallback`."""
         return self.defaults.get(name, fallback)
 
+    def regularizer_choices(self, name: str, values: Sequence[Any], fallback: Any) -> list[Any]:
+        """The values a regularizing hyperparameter may take, larger meaning stronger.
+
+        All of `values`, or with the context's `regularization_floor` only
+        those at or above the prior (`self.default(name, fallback)`).
+        """
+        prior = self.default(name, fallback)
+        return [v for v in values if not self.context.regularization_floor or v >= prior]
+
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         batch_size = declare_batch_size(hp, self.context.batch_size, self.default("batch_size", 128))
         model = self.build_network(hp)
-        smoothing = hp.Choice("label_smoothing", list(LABEL_SMOOTHING), default=self.default("label_smoothing", 0.0))
+        smoothing = hp.Choice("label_smoothing", self.regularizer_choices("label_smoothing", LABEL_SMOOTHING, 0.0),
+                              default=self.default("label_smoothing", 0.0))  # fmt: skip
         model.compile(
             optimizer=_optimizers.optimizer(
                 hp,
@@ -139,6 +156,7 @@ class SearchSpace(kt.HyperModel):
                 choices=self.OPTIMIZERS,
                 defaults=self.defaults,
                 learning_rate_bounds=self.context.learning_rate_bounds,
+                weight_decays=self.regularizer_choices("weight_decay", _optimizers.WEIGHT_DECAYS, 0.0),
             ),
             loss=SparseSmoothedCrossentropy(smoothing) if smoothing else "sparse_categorical_crossentropy",
             metrics=["accuracy"],
@@ -166,11 +184,15 @@ class SearchSpace(kt.HyperModel):
         image = self.context.image_shape
         if image is not None and min(image[:2]) >= 8:
             largest = min(image[:2]) // 8
+            prior = min(self.default("translate", 0), largest)
             pixels = hp.Choice(
-                "translate", [p for p in TRANSLATE_PIXELS if p <= largest],
-                default=min(self.default("translate", 0), largest),
+                "translate", [p for p in TRANSLATE_PIXELS if p <= largest and (not self.context.regularization_floor or p >= prior)],
+                default=prior,
             )  # fmt: skip
-            flip = self.context.mirror_invariant and hp.Boolean("flip", default=self.default("flip", False))
+            flip = self.context.mirror_invariant and (
+                hp.Fixed("flip", True) if self.context.regularization_floor and self.default("flip", False)
+                else hp.Boolean("flip", default=self.default("flip", False))
+            )  # fmt: skip
             if pixels or flip:
                 if tuple(self.context.input_shape) != image:
                     x = keras.layers.Reshape(image)(x)

@@ -21,6 +21,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "swish", "gelu", "tanh")
 INITIALIZERS = ("he_normal", "glorot_uniform", "lecun_normal")
 NORMALIZATIONS = ("none", "batch", "layer")
 INPUT_DROPOUTS = (0.0, 0.1, 0.2, 0.3)
+MAX_DROPOUT = 0.5
 # 0 means no constraint; 3-4 is the dropout paper's range (Srivastava et al., 2014).
 MAX_NORMS = (0.0, 2.0, 3.0, 4.0)
 
@@ -49,14 +50,17 @@ class DenseSpace(SearchSpace):
         inputs, x = self.inputs_and_augmentation(hp)
         if hp.Boolean("standardize", default=self.default("standardize", False)):
             x = self.standardizer()(x)
-        input_dropout = hp.Choice("input_dropout", list(INPUT_DROPOUTS), default=self.default("input_dropout", 0.0))
+        input_dropout = hp.Choice("input_dropout", self.regularizer_choices("input_dropout", INPUT_DROPOUTS, 0.0),
+                                  default=self.default("input_dropout", 0.0))  # fmt: skip
         if input_dropout:
             x = keras.layers.Dropout(input_dropout, name="input_dropout")(x)
         depth = hp.Int("num_layers", 1, MAX_LAYERS, sampling="log", default=self.default("num_layers", 2))
         activation = hp.Choice("activation", list(ACTIVATIONS), default=self.default("activation", "relu"))
         initializer = hp.Choice("kernel_initializer", list(INITIALIZERS), default=self.default("kernel_initializer", "he_normal"))
         normalization = hp.Choice("normalization", list(NORMALIZATIONS), default=self.default("normalization", "none"))
-        dropout = hp.Float("dropout", 0.0, 0.5, step=0.1, default=self.default("dropout", 0.3))
+        dropout_prior = self.default("dropout", 0.3)
+        lowest = dropout_prior if self.context.regularization_floor else 0.0
+        dropout = hp.Float("dropout", lowest, MAX_DROPOUT, step=0.1, default=dropout_prior)
         max_norm = hp.Choice("max_norm", list(MAX_NORMS), default=self.default("max_norm", 0.0))
         for i in range(depth):
             with hp.conditional_scope("num_layers", list(range(i + 1, MAX_LAYERS + 1))):

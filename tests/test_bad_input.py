@@ -86,7 +86,10 @@ CASES = [  # (argv, what must be named, how to fill the data directory)
     (["digits", "--role", "worker", "--oracle", "h:1", "--overwrite"], "--overwrite is refused on a worker", None),
     (["digits", "--worker-id", "w1"], "--worker-id applies to --role worker", None),
     (["digits", "--role", "worker", "--oracle", "h:1", "--worker-id", "chief2"], "--worker-id must be", None),
-    (["digits", "--time-budget", "0"], "--time-budget must be greater than 0 minutes, but got time_budget=0.0", None),
+    (["digits", "--time-budget", "0"], "--time-budget must be greater than 0 and at most 10080 minutes (a week), or 'none' "
+                                       "for no limit, but got time_budget=0.0", None),
+    (["digits", "--time-budget", "nan"], "--time-budget must be greater than 0 and at most 10080 minutes", None),
+    (["digits", "--time-budget", "soon"], "argument --time-budget: must be minutes or 'none', but got 'soon'", None),
     (["digits", "--recycle-after", "5"], "--recycle-after applies to worker processes", None),
     (["digits", "--chief-timeout", "0"], "--chief-timeout must be at least 1, but got chief_timeout=0", None),
     (["digits", "--tuner", "random", "--max-epochs", "7"], "exists with other settings (max_epochs was 2, now 7)", None),

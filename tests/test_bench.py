@@ -18,9 +18,9 @@ def _bench(*argv: str, cwd=REPO) -> subprocess.CompletedProcess:
 
 
 def test_bench_accuracy_and_overhead_smoke(tmp_path):
-    results, readme = tmp_path / "results", tmp_path / "README.md"
+    results, readme, page = tmp_path / "results", tmp_path / "README.md", tmp_path / "benchmarks.md"
     readme.write_text("# project\n\nText that must survive.\n")
-    common = ["--datasets", "digits", "--results", str(results), "--readme", str(readme)]
+    common = ["--datasets", "digits", "--results", str(results), "--readme", str(readme), "--benchmarks", str(page)]
     done = _bench("accuracy", "--methods", "exercise-mlp,tuning", "--budget-minutes", "0.1", "--first-seed", "1", *common)
     assert done.returncode == 0, done.stderr[-2000:]
     assert not list(results.glob("*seed0.json"))
@@ -36,9 +36,11 @@ def test_bench_accuracy_and_overhead_smoke(tmp_path):
     assert overhead["trials"] == overhead["repeats"] == 3
     assert 0.2 < overhead["throughput_ratio"] < 5 and 0 <= overhead["outside_fit_fraction"] < 1
     text = readme.read_text()
-    assert "Text that must survive." in text and "## Performance" in text
-    assert text.count("<!-- bench:start -->") == 1
-    assert "| digits | exercise-mlp | 1 |" in text and "| digits | tuning | 1 |" in text and "Overhead (digits" in text
+    assert "Text that must survive." in text and text.count("<!-- bench:start -->") == 1
+    for method in ("exercise-mlp", "tuning"):  # the headline: one seed, so no spread to show
+        assert f"| digits | {method} | 0.1 | 1 | **{json.loads((results / f'accuracy-digits-{method}-seed1.json').read_text())['test_accuracy']:.4f}** | n/a |" in text
+    tables = page.read_text()
+    assert "| digits | exercise-mlp | 1 |" in tables and "| digits | tuning | 1 |" in tables and "Overhead (digits" in tables
 
 
 def test_bench_refuses_bad_arguments_with_one_line(tmp_path):

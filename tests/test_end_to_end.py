@@ -32,7 +32,8 @@ print("tuning" in sys.modules)
                                    pytest.param("random", marks=pytest.mark.slow), "tpe"])
 def test_search_export_and_fresh_process_load(tuner, tmp_path):
     result = run_cli(
-        ["digits", "--tuner", tuner, "--trials", "3", "--max-epochs", "2", "--final-epochs", "3", "--seed", "1"],
+        ["digits", "--tuner", tuner, "--trials", "3", "--max-epochs", "2", "--final-epochs", "3", "--final-seeds", "3",
+         "--seed", "1"],
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr

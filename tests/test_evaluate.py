@@ -74,18 +74,81 @@ def test_spread():
     assert spread([0.5])["std"] == 0.0
 
 
-@pytest.mark.parametrize("left, per_epoch, epochs, seeds, expected", [
-    (1000, 1.0, 30, 3, (3, 30)),   # everything fits
-    (1000, 1.0, 30, 8, (8, 30)),   # 900 usable: room for all 8 full-length seeds
-    (300, 1.0, 30, 8, (8, 30)),    # 270 usable: 9 would fit, 8 asked
-    (200, 1.0, 30, 8, (6, 30)),    # 180 usable: 6 full-length seeds, not 8 shortened ones
-    (60, 1.0, 30, 3, (1, 30)),     # 54 usable: one full-length seed rather than three of 18 epochs
-    (30, 1.0, 30, 3, (1, 27)),     # 27 usable: a lone seed is shortened to what fits
-    (0, 1.0, 30, 3, (1, 1)),       # one epoch at least
-    (100, 1.0, 5, 3, (3, 5)),      # short retrainings: all seeds
+@pytest.mark.parametrize("left, per_epoch, overhead, members_left, first, expected", [
+    (1000, 1.0, 0.0, 3, True, 60),    # room for 33 full members, 3 allowed: each stretched to twice the length
+    (45, 1.0, 0.0, 8, True, 45),      # one and a half full members: one of 45 epochs, not two of 22
+    (61, 1.0, 0.0, 8, True, 30),      # two full members and a sliver
+    (95, 1.0, 0.0, 8, True, 31),      # three full members, each a little longer
+    (44, 1.0, 2.0, 8, True, 42),      # the member's overhead comes out of its share
+    (8, 1.0, 0.0, 5, False, None),    # a later member of 8 epochs (< a third of 30) would pull the average down
+    (12, 1.0, 0.0, 5, False, 12),     # ... one of 12 is worth training
+    (0, 1.0, 0.0, 3, True, 1),        # the first member always trains, one epoch at least
+    (1000, 1.0, 0.0, 0, False, None), # the seed cap is reached
 ])  # fmt: skip
-def test_plan_retraining_fits_the_time_left(left, per_epoch, epochs, seeds, expected):
-    assert evaluate.plan_retraining(left, per_epoch, epochs, seeds) == expected
+def test_next_member_epochs_prefers_longer_members_to_more(left, per_epoch, overhead, members_left, first, expected):
+    assert evaluate.next_member_epochs(left, per_epoch, overhead, 30, members_left, first) == expected
+
+
+def fake_member(epochs: int, seconds_per_epoch: float) -> evaluate.Retrained:
+    return evaluate.Retrained(seed=0, model=None, history={}, best_epoch=epochs, epochs_run=epochs,
+                              wall_seconds=epochs * seconds_per_epoch, epochs_planned=epochs,
+                              epoch_seconds=(seconds_per_epoch,) * epochs)  # fmt: skip
+
+
+def fill(planner: evaluate.MemberPlanner, real_seconds_per_epoch: list[float], overhead: float = 3.0,
+         evaluation: float = 0.5) -> tuple[list[int], float]:  # fmt: skip
+    """Runs the planner on a fake clock from 0; member k's epochs take `real_seconds_per_epoch[k]`.
+
+    Returns the members' epochs and the time the run ends, its test evaluation and export included.
+    """
+    now, planned = 0.0, []
+    while (epochs := planner.next_epochs(now)) is not None:
+        per_epoch = real_seconds_per_epoch[min(len(planned), len(real_seconds_per_epoch) - 1)]
+        member = fake_member(epochs, per_epoch)
+        now += epochs * per_epoch + overhead + evaluation
+        planner.record(member, epochs * per_epoch + overhead + evaluation, evaluation)
+        planned.append(epochs)
+    finish = evaluate.EXPORT_SECONDS + len(planned) * evaluation * planner.test_per_validation * (
+        planner.mc_passes + evaluate.FINISH_PASSES)  # fmt: skip
+    return planned, now + finish
+
+
+def planner(end: float, per_epoch: float, cap: int = 8) -> evaluate.MemberPlanner:
+    return evaluate.MemberPlanner(end=end, full_epochs=30, cap=cap, mc_passes=10, test_per_validation=2.0,
+                                  seconds_per_epoch=per_epoch)  # fmt: skip
+
+
+@pytest.mark.parametrize("end, per_epoch", [(1000.0, 20.0), (1200.0, 8.0), (700.0, 10.0), (3000.0, 21.0)])
+def test_the_members_fill_the_budget(end, per_epoch):
+    planned, ended = fill(planner(end, per_epoch), [per_epoch])
+    assert 0.93 * end <= ended <= end, (planned, ended)
+    assert max(planned) <= 60 and len(planned) < 8  # the cap did not end it
+
+
+def test_a_slower_member_than_the_trial_said_is_planned_from():
+    first = planner(1000.0, 10.0).next_epochs(0.0)
+    assert first == 30  # the trial's 10 s an epoch leave room for three members of 30 epochs
+    planned, ended = fill(planner(1000.0, 10.0), [14.0])  # but an epoch takes 14 s
+    assert planned[0] == 30 and len(planned) == 2  # three of 30 would have needed 1,270 s
+    assert 0.93 * 1000 <= ended <= 1000.0
+
+
+def test_a_faster_member_than_the_trial_said_makes_room_for_more():
+    slow, _ = fill(planner(1000.0, 10.0), [10.0])
+    fast, ended = fill(planner(1000.0, 10.0), [6.0])
+    assert len(fast) > len(slow) and 0.93 * 1000 <= ended <= 1000.0
+
+
+def test_the_seed_cap_ends_the_retraining_early():
+    planned, ended = fill(planner(10_000.0, 1.0, cap=3), [1.0])
+    assert planned == [60, 60, 60] and ended < 1000  # stretched to twice --final-epochs, no further
+
+
+def test_without_the_trials_epoch_time_one_full_member_is_timed_first():
+    unknown = planner(1000.0, None)
+    assert unknown.next_epochs(0.0) == 30
+    unknown.record(fake_member(30, 10.0), 303.0, 0.5)
+    assert unknown.next_epochs(303.0) is not None  # now timed: planned like any other
 
 
 def small_model(seed: int, dropout: float = 0.0) -> keras.Model:
@@ -123,16 +186,3 @@ def test_evaluate_split_matches_keras_on_a_compiled_model():
     loss, accuracy = model.evaluate(split.x, split.y, verbose=0)
     scores = evaluate.evaluate_split(model, split)
     assert scores["loss"] == pytest.approx(loss, rel=1e-4) and scores["accuracy"] == pytest.approx(accuracy)
-
-
-def test_another_member_fits_only_when_the_seeds_so_far_say_it_can_finish():
-    def done(seconds, epochs):
-        return evaluate.Retrained(seed=0, model=None, history={}, best_epoch=epochs, epochs_run=epochs, wall_seconds=seconds)
-
-    # 30 epochs took 300 s: another 30 needs 300 s, and the plan keeps 10% spare.
-    assert evaluate.another_member_fits(334, [done(300, 30)], 30)
-    assert not evaluate.another_member_fits(332, [done(300, 30)], 30)
-    # Timed over every seed so far: a slow first seed and a fast second average to 8 s an epoch.
-    assert evaluate.another_member_fits(270, [done(300, 30), done(180, 30)], 30)
-    assert not evaluate.another_member_fits(1e9, [], 30)
-    assert not evaluate.another_member_fits(-5, [done(300, 30)], 1)

@@ -27,6 +27,15 @@ def test_defaults():
     assert (config.trials, config.tuner, config.space_name, config.batch_size, config.seed) == (
         50, "hyperband", "dense", None, None
     )
+    # The main job ends within the hour by default, filling it with up to 8 retraining members.
+    assert config.time_budget == 55.0 and config.default_time_budget and config.seeds_to_retrain == 8
+
+
+@pytest.mark.parametrize("value, minutes", [("20", 20.0), ("none", None), ("None", None), ("off", None)])
+def test_the_default_time_budget_can_be_changed_or_lifted(value, minutes):
+    config, _ = run.parse_config(["mnist", "--time-budget", value])
+    assert config.time_budget == minutes and not config.default_time_budget
+    assert config.seeds_to_retrain == (3 if minutes is None else 8)
 
 
 @pytest.mark.parametrize(

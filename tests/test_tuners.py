@@ -1,6 +1,7 @@
 """The tuners start from the space's defaults, then mix their own proposals with local moves;
-Hyperband's brackets fit the trial cap and rank trials at equal epochs; promoted Hyperband trials
-continue their schedules; building a tuner spares later trials' collections."""
+Hyperband's brackets fit the trial cap and rank trials at equal epochs; a trial's schedule spans
+its rung; local moves start from the highest fidelity reached; building a tuner spares later trials'
+collections."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tuning.service import search_plan
 from tuning.pipeline import DatasetFeeder
 from tuning.optuna_oracle import OptunaOracle
 from tuning.proposals import LocalSearch
+from search_spaces._optimizers import StepOffset, StepScale
 
 OBJECTIVE = kt.Objective("val_accuracy", "max")
 
@@ -192,31 +194,74 @@ def compiled(learning_rate) -> keras.Model:
     return model
 
 
-def promoted(initial_epoch: int, batch_size: int = 10) -> kt.HyperParameters:
+def rung(initial_epoch: int, epochs: int, schedule: str = "cosine", batch_size: int = 10) -> kt.HyperParameters:
     hp = kt.HyperParameters()
     hp.Fixed("batch_size", batch_size)
-    hp.values["tuner/initial_epoch"] = initial_epoch
+    hp.values.update({"tuner/initial_epoch": initial_epoch, "tuner/epochs": epochs, "lr_schedule": schedule})
     return hp
 
 
-def test_a_promoted_trial_continues_its_schedule_where_the_last_round_ended():
-    schedule = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=95, warmup_target=0.01, warmup_steps=5)
+def ten_epoch_cosine() -> keras.optimizers.schedules.CosineDecay:
+    # 20 steps an epoch (200 examples, batch 10), built for 10 epochs: 200 steps, 10 of warm-up.
+    return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=190, warmup_target=0.01, warmup_steps=10)
+
+
+def test_a_fresh_trial_anneals_over_its_own_rung():
+    schedule = ten_epoch_cosine()
     model = compiled(schedule)
-    tuners.continue_schedule(model, promoted(initial_epoch=4), train_size=200)  # 20 steps per epoch
-    assert float(model.optimizer.learning_rate) == pytest.approx(float(schedule(80)))  # not schedule(0) == 0
+    tuners.fit_schedule_to_rung(model, rung(0, 2), train_size=200, max_epochs=10)  # a 2-epoch rung: 40 steps
     x, y = keras.random.normal((200, 4), seed=1), keras.ops.zeros((200,), dtype="int32")
-    model.fit(x, y, batch_size=10, epochs=1, verbose=0)
-    assert float(model.optimizer.learning_rate) == pytest.approx(float(schedule(100)), abs=1e-9)
+    model.fit(x, y, batch_size=10, epochs=1, verbose=0)  # half way down the rung: at the schedule's middle
+    assert float(model.optimizer.learning_rate) == pytest.approx(float(schedule(100)), rel=1e-5)
+    model.fit(x, y, batch_size=10, epochs=1, verbose=0)  # the rung's end is the schedule's end
+    assert float(model.optimizer.learning_rate) == pytest.approx(float(schedule(200)), abs=1e-9)
+    assert float(schedule(200)) < 1e-6 < float(schedule(40))  # where the old rule judged it: near the peak
 
 
-@pytest.mark.parametrize("learning_rate, initial_epoch", [(0.01, 4), ("cosine", 0)])
-def test_fresh_trials_and_constant_rates_are_left_alone(learning_rate, initial_epoch):
+def test_a_promoted_trial_warms_up_and_anneals_again_over_the_epochs_it_adds():
+    schedule = ten_epoch_cosine()
+    model = compiled(schedule)
+    tuners.fit_schedule_to_rung(model, rung(4, 10), train_size=200, max_epochs=10)  # 6 epochs added: 120 steps
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0)  # a new warm-up, from the start
+    x, y = keras.random.normal((200, 4), seed=1), keras.ops.zeros((200,), dtype="int32")
+    model.fit(x, y, batch_size=10, epochs=3, verbose=0)  # 60 of the 120 steps
+    assert float(model.optimizer.learning_rate) == pytest.approx(float(schedule(100)), rel=1e-5)
+
+
+def test_other_schedules_continue_where_the_last_round_ended():
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.01, decay_steps=20, decay_rate=0.9)
+    model = compiled(schedule)
+    tuners.fit_schedule_to_rung(model, rung(4, 10, schedule="exponential"), train_size=200, max_epochs=10)
+    assert float(model.optimizer.learning_rate) == pytest.approx(float(schedule(80)))  # not schedule(0)
+
+
+@pytest.mark.parametrize("learning_rate, hp", [(0.01, rung(4, 10, "constant")), ("cosine", rung(0, 10))])
+def test_top_rung_trials_and_constant_rates_are_left_alone(learning_rate, hp):
     if learning_rate == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(0.01, decay_steps=100)
+        learning_rate = ten_epoch_cosine()
     model = compiled(learning_rate)
     before = float(model.optimizer.learning_rate)
-    tuners.continue_schedule(model, promoted(initial_epoch), train_size=200)
+    tuners.fit_schedule_to_rung(model, hp, train_size=200, max_epochs=10)
     assert float(model.optimizer.learning_rate) == pytest.approx(before)
+    assert not isinstance(model.optimizer._learning_rate, (StepScale, StepOffset))
+
+
+def test_local_moves_start_from_the_best_at_the_highest_fidelity_reached(tmp_path):
+    oracle = tuners.FittedHyperbandOracle(OBJECTIVE, max_epochs=10, factor=3, seed=0, trial_cap=30)
+    oracle._set_project_dir(str(tmp_path), "p")
+    oracle.update_space(small_space())
+    scores = {2: 0.99, 4: 0.95, 10: 0.90}  # the 2-epoch leader scores highest, but was trained least
+    leaders = {}
+    for i in range(14):
+        trial = oracle.create_trial(f"t{i}")
+        epochs = trial.hyperparameters.values["tuner/epochs"]
+        score = scores[epochs] - 0.001 * i
+        if epochs not in leaders or score > leaders[epochs][1]:
+            leaders[epochs] = (trial.hyperparameters.values, score)
+        finished(oracle, trial, score)
+    assert max(leaders) >= 4, leaders  # a promotion happened
+    incumbent = proposals.incumbent_values(oracle)
+    assert incumbent == leaders[max(leaders)][0]
 
 
 def test_the_defaults_are_kept_unless_beaten_by_more_than_the_noise(tmp_path):

@@ -134,6 +134,27 @@ class Progress(keras.callbacks.Callback):
         self.say(f"{self.label}: epoch {epoch + 1}/{self.epochs}  {scores}  {now - self._started:.0f}s")
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Times each epoch (validation included) and hands it on with the epoch's logs.
+
+    Args:
+        on_epoch: Called as `on_epoch(epoch, logs, seconds)` after every epoch. Defaults to None.
+    """
+
+    def __init__(self, on_epoch: Callable[[int, dict, float], object] | None = None) -> None:
+        super().__init__()
+        self.on_epoch = on_epoch
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._began = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.monotonic() - self._began)
+        if self.on_epoch is not None:
+            self.on_epoch(epoch, logs or {}, self.seconds[-1])
+
+
 class TensorBoard(keras.callbacks.TensorBoard):
     """Keras's `TensorBoard` without its per-batch hooks.
 

@@ -25,8 +25,13 @@ DEFAULT_ORACLE_HOST = "127.0.0.1"
 # Filesystems allow 255 bytes a name; Keras Tuner and this project add suffixes such as ".tmp-PID".
 MAX_NAME_BYTES = 200
 DEFAULT_FINAL_SEEDS = 3
-# Under --time-budget without --final-seeds: the most seeds the retraining fills the time left with.
+# Under a time budget without --final-seeds: the most seeds the retraining fills the time left with.
 BUDGET_MAX_SEEDS = 8
+# Minutes a run takes at most unless --time-budget says otherwise: the main job, `tuning.run mnist`,
+# ends within the hour on a 2-core machine, process start and one late epoch included
+# (bench/results/default-mnist-seed*.json). `--time-budget none` lifts it.
+DEFAULT_TIME_BUDGET = 55.0
+MAX_TIME_BUDGET = 7 * 24 * 60.0
 
 
 @dataclass(frozen=True)
@@ -78,10 +83,13 @@ class RunConfig:
         recycle_after: A worker process that has run this many trials exits
             and is replaced by a fresh one, which hands its memory back to
             the system. Defaults to None (never).
-        time_budget: Wall-clock minutes for the whole run: no trial starts
-            after `search_share` of it, running trials stop soon after, and
-            the retraining stops at 100% keeping its best epoch. Defaults to
-            None (no limit).
+        time_budget: Wall-clock minutes for the whole run, or None for no
+            limit. The search gets at most 60% of it (less once the first
+            trial shows what two full retrainings cost, and none beyond the
+            first trial when it cannot afford four full trials); the
+            retraining fills the rest with members planned from measured
+            epoch times, leaving time for the test evaluation and the export
+            (`tuning.budget`). Defaults to `DEFAULT_TIME_BUDGET` (55).
         local_share: The share of new configurations, once 4 trials have
             finished, that are local moves of the best so far (one or two
             hyperparameters moved); the rest are the tuner's own. 0 leaves
@@ -118,7 +126,7 @@ class RunConfig:
     chief_timeout: int = 300
     threads: Optional[int] = None
     recycle_after: Optional[int] = None
-    time_budget: Optional[float] = None
+    time_budget: Optional[float] = DEFAULT_TIME_BUDGET
     local_share: float = 0.75
     checkpoint_root: str = "checkpoints"
     log_root: str = "logs"
@@ -156,8 +164,9 @@ class RunConfig:
         self._check_distribution()
         if not 0.0 <= self.local_share <= 1.0:
             raise UsageError(f"--local-share must be between 0 and 1, but got local_share={self.local_share}")
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise UsageError(f"--time-budget must be greater than 0 minutes, but got time_budget={self.time_budget}")
+        if self.time_budget is not None and not 0 < self.time_budget <= MAX_TIME_BUDGET:
+            raise UsageError(f"--time-budget must be greater than 0 and at most {MAX_TIME_BUDGET:g} minutes (a week), "
+                             f"or 'none' for no limit, but got time_budget={self.time_budget}")
         if self.name is not None:
             if not self.name or self.name in (".", "..") or os.sep in self.name or "/" in self.name:
                 raise UsageError(f"--name must be a plain folder name, but got name={self.name!r}")
@@ -226,8 +235,14 @@ class RunConfig:
         return self.name or f"{self.dataset}-{self.tuner}"
 
     @property
+    def default_time_budget(self) -> bool:
+        """Whether the time budget is the default one rather than the user's."""
+        return self.time_budget == DEFAULT_TIME_BUDGET and not any(
+            arg.split("=")[0] == "--time-budget" for arg in self.command)
+
+    @property
     def seeds_to_retrain(self) -> int:
-        """`final_seeds`, else 3, else under a time budget the most the time left may hold."""
+        """`final_seeds`, else under a time budget the most the time left may hold, else 3."""
         if self.final_seeds is not None:
             return self.final_seeds
         return BUDGET_MAX_SEEDS if self.time_budget is not None else DEFAULT_FINAL_SEEDS
@@ -257,7 +272,7 @@ class RunConfig:
 
     @property
     def log_dir(self) -> Path:
-        """`logs/RUN`: one TensorBoard run per trial, plus `final/`."""
+        """`logs/RUN`: the HParams experiment, one TensorBoard run per trial under `trials/`, and the retraining's under `retrain/`."""
         return Path(self.log_root) / self.run_name
 
     @property
@@ -268,7 +283,12 @@ class RunConfig:
         """The options that must match for a rerun to resume this run."""
         return {"dataset": self.dataset, "tuner": self.tuner, "space": self.space_name,
                 "batch_size": self.batch_size, "max_epochs": self.max_epochs,
-                "lr_range": self.lr_range}  # fmt: skip
+                "lr_range": self.lr_range, "regularization_floor": self.regularization_floor}  # fmt: skip
+
+    @property
+    def regularization_floor(self) -> bool:
+        """Whether trials are shorter than the retraining, so the space holds regularization at or above its prior."""
+        return self.max_epochs < self.final_epochs
 
 
 def _at_least(minimum: int, **named: int) -> None:

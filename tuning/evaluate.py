@@ -9,6 +9,7 @@ choosing the configuration (the tuner) or writing files (`tuning.export`).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from tuning import callbacks, graph_memory, hparams
+from tuning import callbacks, events, graph_memory, hparams
 from tuning.datasets import Split
 from tuning.pipeline import EVAL_BATCH_SIZE, DatasetFeeder, SplitFeeder
 
@@ -34,6 +35,8 @@ class Retrained:
         best_epoch: 1-based epoch whose weights were kept.
         epochs_run: Epochs actually trained before early stopping.
         wall_seconds: Time spent in the retraining.
+        epochs_planned: The epochs it was given (its schedule spans them).
+        epoch_seconds: Wall time of each epoch, validation included.
     """
 
     seed: int
@@ -42,51 +45,128 @@ class Retrained:
     best_epoch: int
     epochs_run: int
     wall_seconds: float
+    epochs_planned: int = 0
+    epoch_seconds: tuple[float, ...] = ()
+
+    @property
+    def steady_epoch_seconds(self) -> float:
+        """A steady epoch's time: the median of the epochs after the first (which traces), else the first."""
+        steady = sorted(self.epoch_seconds[1:] or self.epoch_seconds)
+        return steady[len(steady) // 2] if steady else self.wall_seconds / max(1, self.epochs_run)
 
 
-# Share of the time left that the plan fills; the rest is for validation passes and slack.
-PLAN_MARGIN = 0.9
+# A member after the first shorter than this share of `--final-epochs` is not started: it would pull
+# the average down more than it adds.
+MIN_MEMBER_SHARE = 1 / 3
+# The most a member is stretched beyond `--final-epochs` to fill the time left: with members
+# rounded down, each gets less than twice a full member's time, so 2 fills any time left.
+MAX_STRETCH = 2
+# The export's time (model.keras, the SavedModel, pictures and card): a base, plus a share for
+# each million parameters of the ensemble (digits: 1.3 s for one small member, 3.5 s for two larger ones).
+EXPORT_SECONDS = 2.5
+EXPORT_SECONDS_PER_MILLION = 0.2
+# Passes over the test split per member after the retraining, besides MC dropout's: the exported
+# model's predictions, the confusion matrix, the member's own test accuracy, the ensemble's validation.
+FINISH_PASSES = 4
 
 
-def plan_retraining(seconds_left: float, seconds_per_epoch: float, epochs: int, seeds: int) -> tuple[int, int]:
-    """How many seeds, each for how many epochs, fit in the time left.
+def next_member_epochs(seconds_left: float, seconds_per_epoch: float, overhead: float, full_epochs: int,
+                       members_left: int, first: bool) -> int | None:  # fmt: skip
+    """Epochs of the next retraining member under a time budget, or None when no member should start.
 
-    A schedule spans the retraining's epochs, so they are chosen before it
-    starts rather than cut by a deadline half-way down the annealing. Every
-    seed gets the full `epochs` (an annealed schedule gains most in its last
-    epochs, and a member trained to the end is worth more than two cut
-    short); seeds are dropped to fit, and only a lone seed is shortened.
+    The time left goes to as few members as it holds at full length,
+    rounded down, each stretched to fill its share (up to `MAX_STRETCH`
+    times `full_epochs`): at equal time one member of 30 epochs beat the
+    average of two of 15 on CIFAR-10 validation, 62.1% against 60.0%
+    (`bench/results/retraining-members-cifar10.json`), so longer members
+    come before more of them. Each member's schedule spans its own epochs.
+    When the seed cap is reached, what the stretched members cannot use
+    stays unused.
 
     Args:
-        seconds_left: Wall time left for the retraining.
-        seconds_per_epoch: Measured time of one epoch of this configuration.
-        epochs: The most epochs a seed trains (`--final-epochs`).
-        seeds: The most seeds.
+        seconds_left: Wall time left for the members still to train and their share of the finish.
+        seconds_per_epoch: One epoch of this configuration, validation included.
+        overhead: A member's time outside its epochs: building, tracing, evaluating it, its share of the finish.
+        full_epochs: The epochs of a full-length member (`--final-epochs`).
+        members_left: How many more members the seed cap allows.
+        first: Whether no member has been trained yet; the first always starts, with at least one epoch.
 
     Returns:
-        `(seeds, epochs)`: as many full-length seeds as fit, up to `seeds`;
-        else one seed of as many epochs as fit, at least one.
+        The epochs of the next member, or None.
     """
-    usable = max(0.0, seconds_left) * PLAN_MARGIN
-    fit = int(usable / (epochs * seconds_per_epoch))
-    if fit >= 1:
-        return min(seeds, fit), epochs
-    return 1, max(1, int(usable / seconds_per_epoch))
+    if members_left < 1:
+        return None
+    left = max(0.0, seconds_left)
+    count = min(members_left, max(1, int(left // (full_epochs * seconds_per_epoch + overhead))))
+    epochs = min(MAX_STRETCH * full_epochs, int((left / count - overhead) // seconds_per_epoch))
+    if first:
+        return max(1, epochs)
+    return epochs if epochs >= max(1, math.ceil(MIN_MEMBER_SHARE * full_epochs)) else None
 
 
-def another_member_fits(seconds_left: float, done: list["Retrained"], epochs: int) -> bool:
-    """Whether one more seed of `epochs` fits in `seconds_left`, timed on the seeds already retrained.
+@dataclass
+class MemberPlanner:
+    """Plans each retraining member under a time budget, from the times measured so far.
+
+    Before the first member, its epoch time is the chosen trial's and its
+    overhead an epoch and 2 s; afterwards both come from the last member trained.
+    The test evaluation and export that follow the last member are kept
+    out of the time: `EXPORT_SECONDS`, plus per member `FINISH_PASSES` and
+    the MC-dropout passes over the test split, each timed as the member's
+    evaluation on the validation split scaled to the test split's size,
+    and `EXPORT_SECONDS_PER_MILLION` of its parameters.
 
     Args:
-        seconds_left: Wall time left for the retraining.
-        done: The seeds retrained so far (at least one).
-        epochs: The epochs the next seed would train.
+        end: `time.time()` by which the run should have ended.
+        full_epochs: The most epochs a member trains (`--final-epochs`).
+        cap: The most members (the seed cap).
+        mc_passes: MC-dropout passes of the test evaluation.
+        test_per_validation: Test examples per validation example.
+        seconds_per_epoch: The chosen trial's steady epoch time, or None when unknown here.
     """
-    epochs_run = sum(r.epochs_run for r in done)
-    if not epochs_run:
-        return False
-    per_epoch = sum(r.wall_seconds for r in done) / epochs_run  # build and tracing included: on the safe side
-    return max(0.0, seconds_left) * PLAN_MARGIN >= epochs * per_epoch
+
+    end: float
+    full_epochs: int
+    cap: int
+    mc_passes: int
+    test_per_validation: float
+    seconds_per_epoch: float | None
+    overhead: float | None = None
+    evaluation_seconds: float | None = None
+    parameters: int | None = None
+    members: int = 0
+
+    def finish_seconds_per_member(self) -> float:
+        """The test evaluation's and the export's time per member (MC dropout included)."""
+        # Until a member is evaluated: a validation pass is about 5% of an epoch (validation included) here.
+        evaluation = self.evaluation_seconds if self.evaluation_seconds is not None else 0.05 * (self.seconds_per_epoch or 0.0)
+        export = EXPORT_SECONDS_PER_MILLION * (self.parameters or 0) / 1e6
+        return evaluation * self.test_per_validation * (self.mc_passes + FINISH_PASSES) + export
+
+    def deadline(self) -> float:
+        """`time.time()` by which the member now training must stop, so that its evaluation and the export still fit."""
+        return self.end - EXPORT_SECONDS - self.finish_seconds_per_member() * (self.members + 1)
+
+    def next_epochs(self, now: float | None = None) -> int | None:
+        """The epochs of the next member, or None when none should start."""
+        now = time.time() if now is None else now
+        if self.seconds_per_epoch is None:  # the chosen trial ran before a resume or on a worker: time the first member
+            return self.full_epochs if self.members == 0 else None
+        finish = self.finish_seconds_per_member()
+        left = self.end - now - EXPORT_SECONDS - finish * self.members
+        # Until a member is timed, building and tracing it is taken as an epoch and 2 s.
+        overhead = (self.overhead if self.overhead is not None else self.seconds_per_epoch + 2.0) + finish
+        return next_member_epochs(left, self.seconds_per_epoch, overhead, self.full_epochs, self.cap - self.members,
+                                  first=self.members == 0)  # fmt: skip
+
+    def record(self, retrained: "Retrained", member_seconds: float, evaluation_seconds: float) -> None:
+        """Takes the times of a member just trained: its steady epoch, its time outside epochs, its evaluation."""
+        self.members += 1
+        self.seconds_per_epoch = retrained.steady_epoch_seconds
+        self.overhead = max(0.0, member_seconds - sum(retrained.epoch_seconds))
+        self.evaluation_seconds = evaluation_seconds
+        if retrained.model is not None:
+            self.parameters = int(retrained.model.count_params())
 
 
 def retrain(
@@ -99,6 +179,7 @@ def retrain(
     log_dir: Path,
     deadline: float | None = None,
     say: Callable[[str], None] | None = None,
+    listen: Callable[[events.Event], None] | None = None,
 ) -> Retrained:
     """Trains the chosen configuration from scratch on the training split.
 
@@ -113,6 +194,7 @@ def retrain(
         deadline: `time.time()` after which training stops, keeping the best
             epoch's weights. Defaults to None.
         say: Where a progress line goes every half minute. Defaults to None (silent).
+        listen: Receives an `events.EpochEnded` after every epoch. Defaults to None.
     """
     graph_memory.release_finished_graphs()  # the trials' and earlier seeds' graphs
     keras.backend.clear_session()
@@ -120,6 +202,11 @@ def retrain(
     started = time.monotonic()
     model = hypermodel.build(hyperparameters)
     batch_size = hyperparameters.get("batch_size")
+    def tell(epoch: int, logs: dict, seconds: float) -> None:
+        if listen is not None:
+            listen(events.EpochEnded("retraining", str(seed), epoch + 1, dict(logs), seconds, time.time()))
+
+    timer = callbacks.EpochTimer(tell)
     history = model.fit(
         feeder.train.batches(batch_size, shuffle=True, seed=seed),
         validation_data=feeder.val.batches(EVAL_BATCH_SIZE),
@@ -130,6 +217,7 @@ def retrain(
             callbacks.tensorboard(hparams.retrain_session_dir(log_dir, seed)),
             *([callbacks.Deadline(deadline)] if deadline is not None else []),
             *([callbacks.Progress(say, f"retraining seed {seed}", epochs)] if say is not None else []),
+            timer,
         ],
         verbose=0,
     ).history
@@ -142,6 +230,8 @@ def retrain(
         best_epoch=keys.index(max(keys)) + 1,  # the epoch whose weights early stopping kept
         epochs_run=len(val_accuracy),
         wall_seconds=time.monotonic() - started,
+        epochs_planned=epochs,
+        epoch_seconds=tuple(timer.seconds),
     )
 
 

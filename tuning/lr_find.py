@@ -79,21 +79,27 @@ def parse_hp(text: str) -> tuple[str, object]:
     return name, raw
 
 
-def parse_config(argv: Sequence[str]) -> FindConfig:
+def build_parser() -> Parser:
+    """The command line of `python -m tuning.lr_find`."""
     parser = Parser(prog=PROG, description="Learning-rate range test: grow the rate exponentially, plot the loss.")
     parser.add_argument("dataset", metavar="DATASET")
     parser.add_argument("--space", default="dense", help="a module in search_spaces/ (default dense)")
     parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE",
                         help="fix a hyperparameter, e.g. --hp optimizer=sgd --hp num_layers=3")  # fmt: skip
     parser.add_argument("--data-dir", help="offline data folder (default: $TUNING_DATA_DIR, then download)")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--min-lr", type=float, default=1e-6)
-    parser.add_argument("--max-lr", type=float, default=10.0)
+    parser.add_argument("--batch-size", type=int, help="batch size (default: the space's default)")
+    parser.add_argument("--min-lr", type=float, default=1e-6, help="the rate the test starts at (default 1e-06)")
+    parser.add_argument("--max-lr", type=float, default=10.0, help="the rate the test ends at (default 10)")
     parser.add_argument("--steps", type=int, help="batches to grow the rate over (default: one epoch)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the shuffle (default 0)")
     parser.add_argument("--log-root", default="logs", help="where lr_find/DATASET-SPACE/ is written (default logs)")
-    parser.add_argument("--debug", action="store_true")
-    args = parser.parse_args(list(argv))
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
+    return parser
+
+
+def parse_config(argv: Sequence[str]) -> FindConfig:
+    """Parses argv into a validated `FindConfig`."""
+    args = build_parser().parse_args(list(argv))
     return FindConfig(
         dataset=args.dataset, space=args.space, overrides=dict(parse_hp(t) for t in args.hp),
         data_dir=args.data_dir, batch_size=args.batch_size, min_lr=args.min_lr, max_lr=args.max_lr,

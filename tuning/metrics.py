@@ -56,6 +56,10 @@ class SearchFigures:
     best_trial_val_accuracy: float
     wall_seconds: float
     mean_trial_seconds: Optional[float]
+    # False when the time budget could not pay for a search beyond the first trial (`tuning.budget`).
+    search_paid: Optional[bool] = None
+    # The share of search time on configurations costing over 3 times the defaults an epoch.
+    costly_trial_share: Optional[float] = None
 
 
 @dataclass(frozen=True)

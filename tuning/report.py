@@ -104,11 +104,17 @@ def report(run: str, checkpoint_root: str = "checkpoints", top: int = 10) -> str
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser() -> Parser:
+    """The command line of `python -m tuning.report`."""
     parser = Parser(prog=PROG, description="Print a run's key figures and its best trials.")
     parser.add_argument("run", metavar="RUN", help="the run name, e.g. mnist-hyperband")
-    parser.add_argument("--checkpoint-root", default="checkpoints")
-    parser.add_argument("--top", type=int, default=10, help="trials in the leaderboard (default 10)")
+    parser.add_argument("--checkpoint-root", default="checkpoints", help="where the run was kept (default checkpoints)")
+    parser.add_argument("--top", type=int, default=10, help="trials in the leaderboard, at least 1 (default 10)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
 
     def body() -> int:
         args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))

@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional
 
 from tuning.budget import TimeBudget
 from tuning.errors import RunError, TuningError
+from tuning.events import Listener
 from tuning.run_files import RunFiles
 
 Say = Callable[[str], None]
@@ -120,6 +121,11 @@ class SearchOutcome:
         trial_scores: Each ended trial's score in end order; None when it failed.
         trial_seconds: Each of those trials' wall time.
         session_table: The HParams columns of the space.
+        search_paid: Under a time budget, whether the search could pay for
+            trials beyond the first (`TimeBudget.search_pays`); None without one.
+        costly_share: The share of trial time spent on configurations whose
+            epochs cost more than `tuners.COSTLY` times the first trial's (the
+            defaults' on a fresh run), over the trials this process timed; None when unknown.
     """
 
     trial: Any
@@ -133,6 +139,8 @@ class SearchOutcome:
     trial_scores: list
     trial_seconds: list
     session_table: list
+    search_paid: Optional[bool] = None
+    costly_share: Optional[float] = None
 
     @property
     def score(self) -> float:
@@ -159,7 +167,8 @@ class WorkerResult:
     recycled: bool = False
 
 
-def run_search(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say = print) -> SearchOutcome:
+def run_search(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say = print,
+               listen: Optional[Listener] = None) -> SearchOutcome:  # fmt: skip
     """Runs the search of `plan` in this process, or as a chief serving its workers, and chooses what to retrain.
 
     Args:
@@ -168,17 +177,16 @@ def run_search(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say = print
         feeder: The train and validation feeders.
         seed: Seed of the oracle and of every trial.
         say: Where progress lines go. Defaults to `print`.
+        listen: Receives each trial's events (`tuning.events`). Defaults to None.
     """
     from tuning import hparams, tuners
 
-    tuner = _make_tuner(plan, hypermodel, feeder, seed, say)
+    tuner = _make_tuner(plan, hypermodel, feeder, seed, say, listen)
     finished_before = len(tuner.oracle.end_order)
     if finished_before:
         say(f"resuming {plan.study_name}: {finished_before} trial(s) already finished")
     say(f"searching {plan.space} with {plan.tuner}: {tuners.describe_fidelity(tuner.oracle, plan.trials, plan.max_epochs)}; "
         f"TensorBoard: tensorboard --logdir {plan.files.log_dir}")  # fmt: skip
-    if plan.budget is not None:
-        say(plan.budget.describe())
     hparams.write_experiment(plan.files.log_dir, tuner.session_table)
     started = time.monotonic()
     with _failures_in_a_row(plan.max_failures):
@@ -211,11 +219,11 @@ def run_worker(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say = print
     return WorkerResult(plan.worker_id, trials_run, recycled)
 
 
-def _make_tuner(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say):
+def _make_tuner(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say, listen: Optional[Listener] = None):
     from tuning import tuners
 
     try:
-        return tuners.make_tuner(plan, hypermodel, feeder, seed, say)
+        return tuners.make_tuner(plan, hypermodel, feeder, seed, say, listen)
     except (TuningError, KeyboardInterrupt):
         raise
     except Exception as error:  # Keras Tuner builds the default configuration to learn the space
@@ -296,4 +304,6 @@ def _outcome(tuner, plan: SearchPlan, seconds: float, validation_size: int, say:
         trial_epochs=tuners.trial_epochs(tuner, ended),
         trial_scores=[t.score if t.status == "COMPLETED" else None for t in ended],
         trial_seconds=[times.get(t.trial_id, 0.0) for t in ended], session_table=tuner.session_table,
+        search_paid=None if plan.budget is None else plan.budget.search_pays,
+        costly_share=tuners.costly_share(tuner, [t.trial_id for t in ended], [times.get(t.trial_id, 0.0) for t in ended]),
     )  # fmt: skip

@@ -27,8 +27,9 @@ from search_spaces._optimizers import ANNEALING_SCHEDULES
 from search_spaces.base import SpaceContext
 from tuning import datasets, search, worker
 from tuning.budget import TimeBudget
-from tuning.config import DEFAULT_FINAL_SEEDS, RunConfig
+from tuning.config import RunConfig
 from tuning.errors import UsageError
+from tuning.events import Listener
 from tuning.lock import RunLock
 from tuning.metrics import DatasetFigures, FinalFigures, RunMetrics, SearchFigures, machine, versions
 from tuning.run_files import choose_seed
@@ -61,7 +62,7 @@ class RunResult:
         return self.record.to_dict()
 
 
-def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
+def run(config: RunConfig, say: Say = print, listen: Listener | None = None) -> RunResult | WorkerResult:
     """Searches, retrains the best configuration, reads the test set after selection, and exports.
 
     A worker (`role="worker"`) only runs the trials its chief hands out and
@@ -70,6 +71,7 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
     Args:
         config: The validated run.
         say: Where progress lines go. Defaults to `print`.
+        listen: Receives the run's events (`tuning.events`) as they happen. Defaults to None.
     """
     began = time.time()
     space_class = _preflight(config)
@@ -88,12 +90,15 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
         feeder = DatasetFeeder(dataset)
         lr_bounds = _learning_rate_bounds(config, dataset, space_class, feeder, seed, previous, say)
         plan = search_plan(config, began)
+        say(_budget_line(config, plan))
         files.write(config.identity(), seed, lr_bounds, budget_began=plan.budget.began if plan.budget else None)
         context = SpaceContext.for_dataset(
-            dataset, batch_size=config.batch_size, epochs=config.max_epochs, learning_rate_bounds=lr_bounds
-        )
-        outcome = _timed_search(config, plan, space_class(context), feeder, seed, previous, lr_bounds, say)
-        retrains, epochs = _retrain(config, plan, outcome, space_class, context, feeder, dataset, seed, say)
+            dataset, batch_size=config.batch_size, epochs=config.max_epochs, learning_rate_bounds=lr_bounds,
+            regularization_floor=config.regularization_floor,
+        )  # fmt: skip
+        outcome = _timed_search(config, plan, space_class(context), feeder, seed, previous, lr_bounds, say, listen)
+        retrains, epochs = _retrain(config, plan, outcome, space_class, context, feeder, dataset, seed, say, listen)
+        finishing = time.monotonic()
         assessed = _assess(config, retrains, epochs, dataset, outcome)
         record = _record(config, seed, dataset, outcome, assessed, lr_bounds)
         hyperparameters = {k: v for k, v in outcome.hyperparameters.values.items() if not k.startswith("tuner/")}
@@ -102,10 +107,12 @@ def run(config: RunConfig, say: Say = print) -> RunResult | WorkerResult:
             best_epoch=assessed.shown.best_epoch, trial_scores=outcome.trial_scores, trial_seconds=outcome.trial_seconds,
         )  # fmt: skip
         export_dir = export.write_export(files.export_dir, assessed.model, hyperparameters, record, figures)
+        say(f"test evaluation and export: {time.monotonic() - finishing:.1f}s; {time.time() - began:.0f}s since the run began")
     return RunResult(export_dir, files.log_dir, record, hyperparameters)
 
 
-def _timed_search(config, plan, hypermodel, feeder, seed: int, previous, lr_bounds, say: Say) -> search.SearchOutcome:
+def _timed_search(config, plan, hypermodel, feeder, seed: int, previous, lr_bounds, say: Say,
+                  listen: Listener | None = None) -> search.SearchOutcome:  # fmt: skip
     """Runs the search; its wall time, summed over every process that searched, goes to `run.json`.
 
     A process stopped by an error or Ctrl-C still adds its time; one killed
@@ -119,7 +126,7 @@ def _timed_search(config, plan, hypermodel, feeder, seed: int, previous, lr_boun
                            budget_began=plan.budget.began if plan.budget else None)  # fmt: skip
 
     try:
-        outcome = search.run_search(plan, hypermodel, feeder, seed, say)
+        outcome = search.run_search(plan, hypermodel, feeder, seed, say, listen)
     except BaseException:
         record(earlier + time.monotonic() - started)
         raise
@@ -132,7 +139,8 @@ def search_plan(config: RunConfig, began: float) -> search.SearchPlan:
     """The search part of a run's configuration, as `tuning.search` takes it."""
     host, port = config.oracle_address()
     role = config.role or ("chief" if config.workers else "local")
-    budget = None if config.time_budget is None else TimeBudget.of_minutes(config.time_budget, config.final_epochs, began)
+    budget = None if config.time_budget is None else TimeBudget.of_minutes(
+        config.time_budget, config.final_epochs, config.max_epochs, began)
     template = {"dataset": config.dataset, "space": config.space_name, "identity": config.identity(),
                 "data_dir": config.data_dir, "batch_size": config.batch_size}  # fmt: skip
     return search.SearchPlan(
@@ -193,59 +201,63 @@ def _load(config: RunConfig, say: Say) -> datasets.Dataset:
     return dataset
 
 
-def _retraining_plan(config: RunConfig, plan: search.SearchPlan, outcome: search.SearchOutcome, say: Say) -> tuple[int, int]:
-    """How many seeds of how many epochs to retrain: the config's, or under a budget what the time left holds."""
-    from tuning import evaluate
-
-    seeds, epochs = config.seeds_to_retrain, config.final_epochs
-    per_epoch = outcome.seconds_per_epoch
+def _announce_retraining(config: RunConfig, plan: search.SearchPlan, outcome: search.SearchOutcome, say: Say) -> None:
+    """Says what is retrained, how many members, and what it will cost."""
+    seeds, epochs, per_epoch = config.seeds_to_retrain, config.final_epochs, outcome.seconds_per_epoch
+    if plan.budget is not None and not plan.budget.search_pays:
+        say("time budget: the search could not afford enough trials to pay for itself; the retraining gets its time")
+    members = f"up to {seeds} members" if plan.budget is not None else f"{seeds} seed(s)"
+    say(f"best trial {outcome.trial.trial_id}: val_accuracy={outcome.score:.4f}; retraining it with {members}"
+        + (" and exporting their average" if seeds > 1 else ""))  # fmt: skip
     if plan.budget is not None:
-        left = plan.budget.end() - time.time()
-        if per_epoch:
-            seeds, epochs = evaluate.plan_retraining(left, per_epoch, epochs, seeds)
-        else:  # the chosen trial ran before a resume or on a worker: its epoch time is unknown here
-            seeds = min(seeds, DEFAULT_FINAL_SEEDS)
-        say(f"time budget: retraining {seeds} seed(s) of up to {epochs} epochs "
-            f"({per_epoch or float('nan'):.1f}s each) in the {left:.0f}s left")  # fmt: skip
-    say(
-        f"best trial {outcome.trial.trial_id}: val_accuracy={outcome.score:.4f}; "
-        f"retraining it with {seeds} seed(s)" + (" and exporting their average" if seeds > 1 else "")
-    )
-    say(_retraining_cost(seeds, epochs, per_epoch, budgeted=plan.budget is not None))
-    return seeds, epochs
+        say(f"time budget: the retraining fills the {plan.budget.end() - time.time():.0f}s left, less the test evaluation "
+            f"and export, with members of up to {epochs} epochs ({per_epoch or float('nan'):.1f}s an epoch), "
+            "each planned when it starts")  # fmt: skip
+    else:
+        say(_retraining_cost(seeds, epochs, per_epoch, budgeted=False))
 
 
 def _retrain(config, plan, outcome, space_class, context, feeder, dataset, seed: int,
-             say: Say) -> tuple[list[tuple[Any, dict]], int]:  # fmt: skip
-    """Retrains the chosen configuration seed after seed; each retraining is an HParams session.
+             say: Say, listen=None) -> tuple[list[tuple[Any, dict]], int]:  # fmt: skip
+    """Retrains the chosen configuration member after member; each member is an HParams session.
 
-    Returns the retrained seeds with their validation scores, and the epochs each was given.
+    Without a time budget, `seeds_to_retrain` members of `--final-epochs`.
+    Under one, each member's epochs are planned when it starts, from the time
+    left and the times measured so far (`evaluate.MemberPlanner`); its
+    schedule spans its own epochs.
+
+    Returns the retrained members with their validation scores, and the most epochs one was given.
     """
     from tuning import evaluate, hparams
 
-    seeds, epochs = _retraining_plan(config, plan, outcome, say)
-    # A schedule spans all of the retraining's epochs, and an annealing schedule runs to its
-    # end: its gains come last, where early stopping would cut it.
-    final_hypermodel = space_class(replace(context, epochs=epochs))
+    _announce_retraining(config, plan, outcome, say)
     hp = outcome.hyperparameters
-    patience = epochs if hp.values.get("lr_schedule") in ANNEALING_SCHEDULES else config.patience
-    run_end = plan.budget.end() if plan.budget else None
-    # Under a budget the plan was made from a trial's epoch time; each seed retrained since
-    # times it again, and the next seed starts only if it can finish (up to the seed cap).
-    cap = config.seeds_to_retrain if run_end is not None else seeds
-    retrains = []
-    for k in range(cap):
-        if k and run_end is not None:
-            fits = evaluate.another_member_fits(run_end - time.time(), [r for r, _ in retrains], epochs)
-            if not fits:
-                if k < seeds:
-                    say(f"time budget: exporting {k} retraining seed(s) instead of {seeds}; another would not finish")
-                break
-            if k >= seeds:
-                say(f"time budget: the retraining runs faster than planned; adding seed {seed + k}")
-        retrained = evaluate.retrain(final_hypermodel, hp, feeder, epochs, patience, seed + k, config.log_dir,
-                                     deadline=run_end, say=say)  # fmt: skip
+    annealing = hp.values.get("lr_schedule") in ANNEALING_SCHEDULES
+    planner = None if plan.budget is None else evaluate.MemberPlanner(
+        end=plan.budget.end(), full_epochs=config.final_epochs, cap=config.seeds_to_retrain, mc_passes=config.mc_passes,
+        test_per_validation=len(dataset.test) / max(1, len(dataset.val)), seconds_per_epoch=outcome.seconds_per_epoch,
+    )  # fmt: skip
+    retrains: list[tuple[Any, dict]] = []
+    while True:
+        k = len(retrains)
+        epochs = (config.final_epochs if k < config.seeds_to_retrain else None) if planner is None else planner.next_epochs()
+        if epochs is None:
+            break
+        started = time.monotonic()
+        if planner is not None:
+            say(f"time budget: member {k + 1} (seed {seed + k}) trains {epochs} epochs "
+                f"in the {plan.budget.end() - time.time():.0f}s left")  # fmt: skip
+        # A schedule spans all of the member's epochs, and an annealing schedule runs to its
+        # end: its gains come last, where early stopping would cut it. Under a budget every
+        # member trains its planned epochs: the time is already its, and the best epoch is kept.
+        hypermodel = space_class(replace(context, epochs=epochs))
+        patience = epochs if annealing or planner is not None else config.patience
+        retrained = evaluate.retrain(hypermodel, hp, feeder, epochs, patience, seed + k, config.log_dir,
+                                     deadline=planner.deadline() if planner else None, say=say, listen=listen)  # fmt: skip
+        evaluated = time.monotonic()
         val = evaluate.evaluate_split(retrained.model, dataset.val)
+        if planner is not None:
+            planner.record(retrained, time.monotonic() - started, time.monotonic() - evaluated)
         say(f"retrain seed {seed + k}: val_accuracy={val['accuracy']:.4f} after {retrained.epochs_run} epochs "
             f"({retrained.wall_seconds:.0f}s)")  # fmt: skip
         hparams.write_session(
@@ -255,7 +267,9 @@ def _retrain(config, plan, outcome, space_class, context, feeder, dataset, seed:
             group=f"retrain seed {retrained.seed}",
         )  # fmt: skip
         retrains.append((retrained, val))
-    return retrains, epochs
+    if planner is not None and len(retrains) < config.seeds_to_retrain:
+        say(f"time budget: {len(retrains)} member(s) retrained; another would not finish in time")
+    return retrains, max(r.epochs_planned for r, _ in retrains)
 
 
 @dataclass(frozen=True)
@@ -285,8 +299,8 @@ def _assess(config: RunConfig, retrains: list, epoch_budget: int, dataset, outco
     per_seed = []
     for retrained, seed_val in retrains:
         seed_test = test if len(retrains) == 1 else evaluate.evaluate_split(retrained.model, dataset.test)
-        per_seed.append({"seed": retrained.seed, "val_accuracy": seed_val["accuracy"],
-                         "test_accuracy": seed_test["accuracy"], "epochs_run": retrained.epochs_run})  # fmt: skip
+        per_seed.append({"seed": retrained.seed, "val_accuracy": seed_val["accuracy"], "test_accuracy": seed_test["accuracy"],
+                         "epochs_run": retrained.epochs_run, "epochs_planned": retrained.epochs_planned})  # fmt: skip
     wall = sum(r.wall_seconds for r, _ in retrains)
     hparams.write_session(
         config.log_dir / hparams.EXPORT_SESSION, outcome.session_table, outcome.hyperparameters.values, "export",
@@ -322,6 +336,7 @@ def _record(config: RunConfig, seed: int, dataset, outcome: search.SearchOutcome
             best_trial_id=outcome.trial.trial_id, defaults_kept_within_noise=outcome.kept_defaults is not None,
             best_trial_val_accuracy=outcome.score, wall_seconds=round(outcome.wall_seconds, 2),
             mean_trial_seconds=outcome.mean_trial_seconds,
+            search_paid=outcome.search_paid, costly_trial_share=outcome.costly_share,
         ),
         final=FinalFigures(
             members=[s["seed"] for s in final.per_seed], curves_seed=final.shown.seed,
@@ -339,6 +354,14 @@ def _record(config: RunConfig, seed: int, dataset, outcome: search.SearchOutcome
         learning_rate_range_test=None if lr_bounds is None else {"bounds": list(lr_bounds)},
         machine=machine(), versions=versions(),
     )  # fmt: skip
+
+
+def _budget_line(config: RunConfig, plan: search.SearchPlan) -> str:
+    """The header's line on time: when the run ends, or that it has no limit."""
+    if plan.budget is not None:
+        return plan.budget.describe(default=config.default_time_budget)
+    return (f"no time budget (--time-budget none): the run takes as long as {config.trials} trials and "
+            f"{config.seeds_to_retrain} retrainings of {config.final_epochs} epochs take")
 
 
 def _retraining_cost(seeds: int, epochs: int, per_epoch: float | None, budgeted: bool) -> str:

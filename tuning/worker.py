@@ -80,6 +80,7 @@ def run(spec: WorkerSpec, say: Callable[[str], None] = print) -> WorkerResult:
         context = SpaceContext.for_dataset(
             dataset, batch_size=spec.batch_size, epochs=plan.max_epochs,
             learning_rate_bounds=tuple(lr_bounds) if lr_bounds else None,
+            regularization_floor=bool(spec.identity.get("regularization_floor")),
         )  # fmt: skip
         return search.run_worker(plan, get_space(spec.space)(context), DatasetFeeder(dataset), seed, say)
 
