@@ -24,7 +24,7 @@ BATCH_SIZES = (64, 128, 256, 512)
 TRANSLATE_PIXELS = (0, 1, 2, 3, 4)
 LABEL_SMOOTHING = (0.0, 0.05, 0.1)
 # What every space starts from, by profile; a space's own PRIORS are laid over these.
-# The values were measured on this project's 2-core machine (see the README's Performance section).
+# The values were measured on this project's 2-core machine (docs/benchmarks.md, bench/results/priors-*.json).
 SHARED_PRIORS: Mapping[str, Mapping[str, Any]] = {
     "grey": {"translate": 2, "label_smoothing": 0.0, "batch_size": 128},
     "colour": {"translate": 3, "flip": True, "label_smoothing": 0.0, "batch_size": 128},

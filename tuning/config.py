@@ -94,7 +94,7 @@ class RunConfig:
             finished, that are local moves of the best so far (one or two
             hyperparameters moved); the rest are the tuner's own. 0 leaves
             all but the first (the space's defaults) to the tuner. Defaults
-            to 0.75, measured on digits (README, "Search strategy").
+            to 0.75, measured on digits (docs/benchmarks.md, `local-share-digits-hyperband.json`).
         checkpoint_root: Where runs keep their search state and export. Defaults to `checkpoints`.
         log_root: Where runs keep their TensorBoard logs. Defaults to `logs`.
         command: The command line that produced this config, for provenance.

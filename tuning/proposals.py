@@ -52,7 +52,7 @@ class LocalSearch:
         share: The share of new configurations that are local moves once
             `ramp` trials have finished, 0 to 1; 0 leaves every configuration
             after the defaults to the tuner. The run's default is
-            `RunConfig.local_share`, measured on digits (README, "Search strategy").
+            `RunConfig.local_share`, measured on digits (docs/benchmarks.md).
         seed: Seed of the moves; the draw for the N-th trial depends only on
             `seed` and N, so a resumed run proposes what the first would have.
             Defaults to 0.
