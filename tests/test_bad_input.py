@@ -141,7 +141,7 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(argv, named, fill, 
     existing = tmp_path / "checkpoints" / "digits-random"
     existing.mkdir(parents=True)
     identity = {"dataset": "digits", "tuner": "random", "space": "dense", "batch_size": None,
-                "max_epochs": 2, "lr_range": "off"}  # fmt: skip
+                "max_epochs": 2, "lr_range": "off", "regularization_floor": True}  # fmt: skip
     (existing / "run.json").write_text(json.dumps({"identity": identity, "seed": 1}))
     (existing / "trial_0").mkdir()
     (existing / "trial_0" / "trial.json").write_text('{"trial_id": "0"}')

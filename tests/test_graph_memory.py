@@ -57,7 +57,7 @@ def test_releasing_keeps_the_gradients_registered_by_op_type():
 
 def test_the_tuner_releases_each_trial_s_graphs_when_the_trial_ends(tmp_path):
     dataset = datasets.load_dataset("digits", None)
-    config = RunConfig(dataset="digits", tuner="random", trials=2, max_epochs=1, seed=0,
+    config = RunConfig(dataset="digits", tuner="random", trials=2, max_epochs=1, seed=0, time_budget=None,
                        checkpoint_root=str(tmp_path / "c"), log_root=str(tmp_path / "l"))  # fmt: skip
     hypermodel = search_spaces.get("dense")(SpaceContext.for_dataset(dataset))
     tuner = tuners.make_tuner(search_plan(config, 0.0), hypermodel, DatasetFeeder(dataset), 0, lambda line: None)

@@ -50,8 +50,10 @@ class RunConfig:
         seed: Seed of the trial sequence and the weights; None picks one and records it.
         name: Run name. Defaults to `"DATASET-TUNER"`.
         overwrite: Start afresh instead of resuming. Defaults to False.
-        final_epochs: Epoch budget of the retraining of the best configuration;
-            annealing schedules span it. Defaults to 30.
+        final_epochs: Epochs of a full-length retraining member; a member's
+            annealing schedule spans its epochs. Under a time budget members
+            are planned from it, up to twice as long, to fill the time
+            (`tuning.evaluate.MemberPlanner`). Defaults to 30.
         max_failures: Consecutive failed trials that stop the search. Defaults to 5.
         lr_range: `"auto"` runs the learning-rate range test first and narrows
             the learning-rate hyperparameter to its bounds; `"off"` does not. Defaults to "off".
@@ -60,8 +62,8 @@ class RunConfig:
         storage: Optuna storage URL. Defaults to None (SQLite at `checkpoints/RUN/study.db`).
         final_seeds: How many times the best configuration is retrained, with
             seeds `seed`, `seed + 1`, ...; the export averages their
-            predictions. Defaults to None: 3, or under `time_budget` as many
-            as the time left holds, up to `BUDGET_MAX_SEEDS`.
+            predictions. Defaults to None: under a time budget as many as
+            the time left holds, up to `BUDGET_MAX_SEEDS`; without one, 3.
         keep_checkpoints: Which trials keep their weights on disk: `all`, `best`
             (the best trial's, plus what Hyperband may still continue) or `none`
             (only what Hyperband may still continue). Defaults to "best".

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, help="seed of the trial sequence and the weights, 0 to 2**32 - 1 (default: random, recorded)")
     parser.add_argument("--name", help="run name, a plain folder name of at most 200 bytes (default DATASET-TUNER): checkpoints/RUN and logs/RUN")
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming RUN")
-    parser.add_argument("--final-epochs", type=int, default=RunConfig.final_epochs, help=f"epochs of each retraining member, at least 1; under a time budget the most a member trains (default {RunConfig.final_epochs})")
+    parser.add_argument("--final-epochs", type=int, default=RunConfig.final_epochs, help=f"epochs of a full-length retraining member, at least 1; under a time budget members are planned from it, up to twice as long, to fill the time (default {RunConfig.final_epochs})")
     parser.add_argument("--max-failures", type=int, default=RunConfig.max_failures, help=f"failed trials in a row that stop the search; at least 1 (default {RunConfig.max_failures})")
     parser.add_argument("--pruner", help="Optuna tuners only: none, median (default) or hyperband")
     parser.add_argument("--storage", help="Optuna tuners only: storage URL (default sqlite:///checkpoints/RUN/study.db)")

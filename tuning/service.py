@@ -107,7 +107,7 @@ def run(config: RunConfig, say: Say = print, listen: Listener | None = None) -> 
             best_epoch=assessed.shown.best_epoch, trial_scores=outcome.trial_scores, trial_seconds=outcome.trial_seconds,
         )  # fmt: skip
         export_dir = export.write_export(files.export_dir, assessed.model, hyperparameters, record, figures)
-        say(f"test evaluation and export: {time.monotonic() - finishing:.1f}s; {time.time() - began:.0f}s since the run began")
+        say(f"tested and exported in {time.monotonic() - finishing:.1f}s; {time.time() - began:.0f}s since the run began")
     return RunResult(export_dir, files.log_dir, record, hyperparameters)
 
 
