@@ -10,7 +10,7 @@ defaults, then random draws, as Hyperband's are), and trains each one:
   trial's schedule spanned the top rung's epochs, so the low rung judged an
   annealing schedule still near its peak;
 - for `--low` epochs with a schedule spanning them: its score at the low
-  rung under the *new* rule (`tuning.tuners.fit_schedule_to_rung`).
+  rung under the *new* rule (`tuning.hyperband.fit_schedule_to_rung`).
 
 A trial's score is Keras Tuner's: the best validation accuracy over the
 epochs it trained. The figure is Spearman's rank correlation (scipy)

@@ -7,13 +7,13 @@ Skipped, with the reason, where Chromium, its driver or Selenium is missing
 from __future__ import annotations
 
 import os
-import re
 import shutil
 
 import pytest
 
 from bench import dashboard
 from tests.conftest import run_cli
+from tuning import events
 from tuning.distributed import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -37,13 +37,16 @@ ARGS = ["digits", "--tuner", "tpe", "--pruner", "median", "--trials", "8", "--ma
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A small TPE search with median pruning, as a user runs it; returns its folder and the CLI's scores."""
+    """A small TPE search with median pruning, as a user runs it; returns its folder and its trials' scores.
+
+    The scores come from the run's event log (`logs/RUN/events.jsonl`), which the CLI's progress lines print too.
+    """
     folder = tmp_path_factory.mktemp("dashboard")
     result = run_cli(ARGS, cwd=folder)
     assert result.returncode == 0, result.stderr[-2000:]
-    scores = {f"trial {m.group(1)}": (float(m.group(3)), m.group(2))
-              for m in re.finditer(r"^trial (\d+) .*?(completed|pruned)\s+val_accuracy=([0-9.]+)", result.stdout, re.M)}  # fmt: skip
-    assert scores and "pruned" in {outcome for _, outcome in scores.values()}, result.stdout
+    ended = [e for e in events.read(folder / "logs" / "digits-tpe" / events.EVENTS_FILE) if e["event"] == "TrialEnded"]
+    scores = {f"trial {e['trial_id']}": (e["score"], e["outcome"]) for e in ended if e["outcome"] != "failed"}
+    assert scores and "pruned" in {outcome for _, outcome in scores.values()}, ended
     return folder, scores
 
 

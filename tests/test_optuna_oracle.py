@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from tests.test_service import tiny_config
-from tuning import callbacks, service, tuners
+from tuning import callbacks, selection, service, tuners
 from tuning.errors import UsageError
 from tuning.optuna_oracle import OptunaOracle, suggest
 from tuning.pipeline import DatasetFeeder
@@ -72,8 +72,7 @@ def test_pruner_stops_clearly_bad_trials_early(toy_dataset, tmp_path):
     )  # fmt: skip
     tuner = tuners.OptunaTuner(
         oracle=oracle, hypermodel=GoodOrBad(), directory=str(tmp_path), project_name="p",
-        feeder=DatasetFeeder(toy_dataset), trial_seed=0, say=lambda _: None, total_trials=8,
-        log_dir=tmp_path / "logs",
+        feeder=DatasetFeeder(toy_dataset), trial_seed=0, log_dir=tmp_path / "logs",
     )  # fmt: skip
     tuner.search(epochs=6, callbacks=[callbacks.early_stopping(10)], verbose=0)
     goodness = {t.trial_id: t.hyperparameters.get("good") for t in oracle.trials.values()}
@@ -84,7 +83,7 @@ def test_pruner_stops_clearly_bad_trials_early(toy_dataset, tmp_path):
     assert goodness[oracle.get_best_trials(1)[0].trial_id] is True
     states = {t.number: t.state for t in oracle.study.trials}
     assert sum(s == optuna.trial.TrialState.PRUNED for s in states.values()) == len(oracle.pruned)
-    assert tuners.trial_counts(oracle)["PRUNED"] == len(oracle.pruned)
+    assert selection.trial_counts(oracle)["PRUNED"] == len(oracle.pruned)
     from tests.test_hparams import read_scalars, session_of, value_of
     from tuning import hparams
 

@@ -62,8 +62,7 @@ def test_failed_trials_are_recorded_with_their_reason_and_the_search_goes_on(toy
     tuner = tuners.RandomTuner(
         hypermodel=space, objective=kt.Objective("val_accuracy", "max"), max_trials=14, seed=0,
         max_consecutive_failed_trials=50, directory=str(tmp_path), project_name="p",
-        feeder=DatasetFeeder(toy_dataset), trial_seed=0, say=lambda _: None, total_trials=14,
-        log_dir=tmp_path / "logs",
+        feeder=DatasetFeeder(toy_dataset), trial_seed=0, log_dir=tmp_path / "logs",
     )  # fmt: skip
     tuner.search(epochs=2, verbose=0)
     by_mode: dict[str, list] = {}

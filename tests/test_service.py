@@ -113,3 +113,9 @@ def test_a_time_budget_is_spent_to_within_seven_percent(tmp_path):
     assert 0.93 * 90 <= wall <= 90 + epoch + 1.0, (wall, [s["epochs_planned"] for s in record.final.seeds])
     assert record.search.time_budget_minutes == 1.5 and record.search.search_paid
     assert all(s["epochs_planned"] <= 60 for s in record.final.seeds)
+    # The same events, in the same order, are in logs/RUN/events.jsonl for users to follow or load.
+    written = events.read(config.files.log_dir / events.EVENTS_FILE)
+    assert [w["event"] for w in written] == [type(e).__name__ for e in seen]
+    assert sum(w["event"] == "MemberEnded" for w in written) == len(record.final.members)
+    assert sum(w["event"] == "TrialStarted" for w in written) >= len(trials)
+    assert written[-1]["event"] == "Exported" and written[-1]["test_accuracy"] == record.final.test_accuracy

@@ -12,6 +12,12 @@ are gone, report progress, and shut down on Ctrl-C. Does not own: what a
 trial does (`tuning.tuners`), what a worker process does
 (`tuning.worker`, which `WorkerPool` starts), or what the chief does after
 the search (`tuning.service`).
+
+Keras Tuner's private package (`keras_tuner.src`) is used here, and only
+for what its public API lacks: `distribute.oracle_client.TIMEOUT` (a
+worker's wait for its chief, an hour by default), `protos` and
+`distribute.oracle_chief` (to serve the oracle from our own loop), and
+`engine.oracle.synchronized` (the oracle's own lock, to save it safely).
 """
 
 from __future__ import annotations
@@ -27,9 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from tuning import failures
 from tuning.errors import RunError, UsageError
+from tuning.events import Say
 
-Say = Callable[[str], None]
 CHIEF_ID = "chief"
 POLL_SECONDS = 0.5
 MAX_RESTARTS = 3
@@ -241,7 +248,7 @@ def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Option
     from keras_tuner.src import protos
     from keras_tuner.src.distribute import oracle_chief
 
-    from tuning import trial_times, tuners
+    from tuning import progress, trial_times, tuners
 
     oracle = tuner.oracle
     oracle.verbose = 0  # the progress lines below replace Keras Tuner's per-trial tables
@@ -265,10 +272,10 @@ def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Option
             if len(oracle.end_order) > reported:
                 times = trial_times.read_all(Path(tuner.project_dir))
                 for trial_id in list(oracle.end_order[reported:]):
-                    say(tuners.progress_line(oracle, trial_id, total_trials, times.get(trial_id, 0.0)))
+                    say(progress.progress_line(oracle, trial_id, total_trials, times.get(trial_id, 0.0)))
                 reported = len(oracle.end_order)
                 _save(oracle)
-            if _too_many_failures(oracle):
+            if failures.reached(oracle, oracle.max_consecutive_failed_trials):
                 break
             if start_by is not None and time.time() >= start_by():
                 tuners.stop_starting_trials(oracle)
@@ -283,7 +290,8 @@ def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Option
             pool.stop(grace=STOP_GRACE_SECONDS if servicer.stop_triggered else 0)
         server.stop(grace=None)
         _save(oracle)
-    if pool is not None and pool.failures() and not servicer.stop_triggered and not _too_many_failures(oracle):
+    too_many_failed = failures.reached(oracle, oracle.max_consecutive_failed_trials)
+    if pool is not None and pool.failures() and not servicer.stop_triggered and not too_many_failed:
         raise RunError(
             f"the workers stopped before the search finished ({'; '.join(pool.failures())}); "
             "see their messages above, then rerun the same command to resume"
@@ -302,12 +310,6 @@ def _save(oracle) -> None:
     synchronized(lambda o: o.save())(oracle)
 
 
-def _too_many_failures(oracle) -> bool:
-    try:
-        oracle._check_consecutive_failures()
-    except RuntimeError:
-        return True
-    return False
 
 
 def work(tuner, plan, **search_kwargs) -> tuple[int, bool]:
@@ -317,12 +319,12 @@ def work(tuner, plan, **search_kwargs) -> tuple[int, bool]:
 
     Args:
         tuner: This worker's tuner; Keras Tuner routes its oracle calls to the chief.
-        plan: The worker's `tuning.search.SearchPlan`.
+        plan: The worker's `tuning.plan.SearchPlan`.
         **search_kwargs: Passed to `tuner.search`.
     """
     import grpc
 
-    from tuning.tuners import Recycle
+    from tuning.trial_listeners import Recycle
 
     recycled = False
     try:

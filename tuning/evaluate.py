@@ -18,6 +18,8 @@ from typing import Callable
 import keras
 import keras_tuner as kt
 import numpy as np
+from scipy.stats import binomtest
+from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 
 from tuning import callbacks, events, graph_memory, hparams
 from tuning.datasets import Split
@@ -285,24 +287,18 @@ def _scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return {"loss": float(-np.mean(np.log(picked))), "accuracy": float(np.mean(probabilities.argmax(axis=1) == labels))}
 
 
-Z_95 = 1.959963984540054
-
-
-def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (95% by default).
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion, from scipy.
 
     Args:
         successes: Correct predictions.
         trials: Predictions.
-        z: Normal quantile. Defaults to 1.96 (95%).
+        confidence: Coverage of the interval. Defaults to 0.95.
     """
     if trials <= 0:
         raise ValueError(f"trials must be at least 1, but got trials={trials}")
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return float(centre - half), float(centre + half)
+    interval = binomtest(successes, trials).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -317,11 +313,9 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def confusion_matrix(model: keras.Model, split: Split, n_classes: int) -> np.ndarray:
-    """Counts `[true, predicted]` over a split."""
+    """Counts `[true, predicted]` over a split (scikit-learn's, with every class as a row)."""
     predicted = model.predict(split.x, batch_size=EVAL_BATCH_SIZE, verbose=0).argmax(axis=1)
-    matrix = np.zeros((n_classes, n_classes), dtype=int)
-    np.add.at(matrix, (split.y, predicted), 1)
-    return matrix
+    return sklearn_confusion_matrix(split.y, predicted, labels=np.arange(n_classes))
 
 
 DROPOUT_LAYERS = (keras.layers.Dropout, keras.layers.AlphaDropout)

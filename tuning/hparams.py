@@ -40,7 +40,7 @@ from typing import Any, Mapping, Optional
 
 import keras_tuner as kt
 import tensorflow as tf
-from keras_tuner.src.engine import hyperparameters as hp_module
+from keras_tuner.engine import hyperparameters as hp_module
 from tensorboard.plugins.hparams import api as hp_api
 from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import summary as hp_summary

@@ -24,13 +24,13 @@ Applied per object, where it is needed:
    (Hyperband) or `populate_space` (the others): new configurations come from
    the defaults and local moves first.
 7. `tuning.tuners.ServiceTuner` overrides the tuner hooks `run_trial`,
-   `_build_hypermodel` (a promoted trial continues its schedule),
+   `_build_hypermodel` (each rung's schedule, `tuning.hyperband`),
    `on_epoch_begin/end`, `on_trial_begin/end`, `pre_create_trial` (the
    budget) and `_configure_tensorboard_dir` (our HParams sessions instead of
    Keras Tuner's `KerasCallback`).
-8. `tuning.tuners.FittedHyperbandOracle` overrides `_get_num_brackets`
+8. `tuning.hyperband.FittedHyperbandOracle` overrides `_get_num_brackets`
    (brackets that fit the trial cap) and `get_best_trials` (equal epochs
-   first); `_HyperbandOverOracle` skips `Hyperband.__init__`, which would
+   first); `HyperbandOverOracle` skips `Hyperband.__init__`, which would
    build its own oracle.
 9. `tuning.tuners.stop_starting_trials` lowers `oracle.max_trials` so the
    oracle's own check answers STOPPED (the time budget).

@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional
 import keras_tuner as kt
 import numpy as np
 import optuna
-from keras_tuner.src.engine import hyperparameters as hp_module
+from keras_tuner.engine import hyperparameters as hp_module
 
 from search_spaces.base import default_values
 from tuning import proposals

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import keras_tuner as kt
-from keras_tuner.src.engine import hyperparameters as hp_module
+from keras_tuner.engine import hyperparameters as hp_module
 
 from search_spaces.base import default_values
 from tuning.errors import UsageError

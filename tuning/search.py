@@ -1,9 +1,9 @@
 """The search, behind one door: `SearchPlan` in, `run_search` or `run_worker`, `SearchOutcome` out.
 
-Owns: what a search needs to know (`SearchPlan`, built from the command line
-by `tuning.service` and sent to worker processes as JSON), running it in one
-process or as a chief serving workers, a worker's side of it, turning Keras
-Tuner's "consecutive failures" error into one line, and choosing, after the
+Owns: running a search (its `SearchPlan`, in `tuning.plan`, is built from the
+command line by `tuning.service` and sent to worker processes as JSON) in one
+process or as a chief serving workers, a worker's side of it, turning the
+stop after too many failed trials in a row into one line, and choosing, after the
 search, the configuration to retrain (`SearchOutcome`). The pieces are
 `tuning.tuners` (the tuners), `tuning.optuna_oracle`, `tuning.distributed`
 (the chief's loop and the local worker pool), `tuning.proposals` and
@@ -17,92 +17,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
-from tuning.budget import TimeBudget
+from tuning import events, failures, trial_listeners
 from tuning.errors import RunError, TuningError
-from tuning.events import Listener
-from tuning.run_files import RunFiles
+from tuning.events import Listener, Say
+from tuning.plan import SearchPlan
 
-Say = Callable[[str], None]
-ROLES = ("local", "chief", "worker")
-
-
-@dataclass(frozen=True)
-class SearchPlan:
-    """Everything a search needs, and nothing of the command line's.
-
-    Args:
-        tuner: A name in `tuning.tuners.TUNERS`.
-        trials: The trial cap, for every tuner.
-        max_epochs: Epochs per trial; Hyperband's top rung.
-        patience: Early-stopping patience in epochs.
-        max_failures: Failed trials in a row that stop the search.
-        keep_checkpoints: `all`, `best` or `none`.
-        local_share: The share of new configurations that are local moves (`tuning.proposals`).
-        files: Where the run keeps its state and logs.
-        study_name: The Optuna study's name (the run's name).
-        space: The search space's name, for messages. Defaults to "dense".
-        pruner: The Optuna pruner's name. Defaults to "median".
-        storage_url: The Optuna storage. Defaults to None (SQLite in the run folder).
-        role: `local` (one process), `chief` (serves workers) or `worker`. Defaults to "local".
-        oracle_host: Where a chief serves, or where a worker finds it. Defaults to "127.0.0.1".
-        oracle_port: Its port; 0 lets a chief pick a free one. Defaults to 0.
-        workers: Local worker processes a chief starts. Defaults to None (none).
-        worker_id: A worker's name. Defaults to None.
-        chief_timeout: Seconds a worker waits for a silent chief. Defaults to 300.
-        recycle_after: Trials after which a worker process is replaced. Defaults to None.
-        budget: The run's time budget. Defaults to None.
-        worker_template: What a local worker process needs besides this plan
-            to rebuild the data and the space (`tuning.worker.WorkerSpec`'s
-            other fields), for a chief with `workers`. Defaults to None.
-    """
-
-    tuner: str
-    trials: int
-    max_epochs: int
-    patience: int
-    max_failures: int
-    keep_checkpoints: str
-    local_share: float
-    files: RunFiles
-    study_name: str
-    space: str = "dense"
-    pruner: str = "median"
-    storage_url: Optional[str] = None
-    role: str = "local"
-    oracle_host: str = "127.0.0.1"
-    oracle_port: int = 0
-    workers: Optional[int] = None
-    worker_id: Optional[str] = None
-    chief_timeout: int = 300
-    recycle_after: Optional[int] = None
-    budget: Optional[TimeBudget] = None
-    worker_template: Optional[dict] = field(default=None, compare=False)
-
-    @property
-    def storage(self) -> str:
-        return self.storage_url or self.files.default_study_url
-
-    @property
-    def oracle_address(self) -> str:
-        return f"{self.oracle_host}:{self.oracle_port}"
-
-    def to_dict(self) -> dict:
-        """Plain data for JSON, as a chief sends the plan to its workers."""
-        found = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("files", "budget")}
-        found["files"] = {"run_dir": str(self.files.run_dir), "log_dir": str(self.files.log_dir)}
-        found["budget"] = None if self.budget is None else dataclasses.asdict(self.budget)
-        return found
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "SearchPlan":
-        data = dict(data)
-        data["files"] = RunFiles(Path(data["files"]["run_dir"]), Path(data["files"]["log_dir"]))
-        data["budget"] = None if data.get("budget") is None else TimeBudget(**data["budget"])
-        return cls(**data)
+__all__ = ["SearchPlan", "SearchOutcome", "WorkerResult", "run_search", "run_worker"]
 
 
 @dataclass(frozen=True)
@@ -124,7 +47,7 @@ class SearchOutcome:
         search_paid: Under a time budget, whether the search could pay for
             trials beyond the first (`TimeBudget.search_pays`); None without one.
         costly_share: The share of trial time spent on configurations whose
-            epochs cost more than `tuners.COSTLY` times the first trial's (the
+            epochs cost more than `selection.COSTLY` times the first trial's (the
             defaults' on a fresh run), over the trials this process timed; None when unknown.
     """
 
@@ -189,7 +112,7 @@ def run_search(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say = print
         f"TensorBoard: tensorboard --logdir {plan.files.log_dir}")  # fmt: skip
     hparams.write_experiment(plan.files.log_dir, tuner.session_table)
     started = time.monotonic()
-    with _failures_in_a_row(plan.max_failures):
+    with _failures_in_a_row(tuner.oracle, plan.max_failures):
         if plan.role == "chief":
             _serve_workers(plan, tuner, seed, say)
         else:
@@ -211,7 +134,8 @@ def run_worker(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say = print
 
     distributed.set_tuner_environment(plan.worker_id, plan.oracle_host, plan.oracle_port)
     distributed.set_chief_timeout(plan.chief_timeout)
-    tuner = _make_tuner(plan, hypermodel, feeder, seed, say)
+    # A worker's trials are its own to log: it appends their events to its host's events.jsonl.
+    tuner = _make_tuner(plan, hypermodel, feeder, seed, say, events.JsonLinesLog(plan.files.log_dir / events.EVENTS_FILE))
     say(f"asking the chief at {plan.oracle_address} for trials")
     trials_run, recycled = distributed.work(
         tuner, plan, epochs=plan.max_epochs, callbacks=_trial_callbacks(plan), verbose=0
@@ -241,21 +165,23 @@ def _trial_callbacks(plan: SearchPlan) -> list:
 
 
 class _failures_in_a_row:
-    """Turns Keras Tuner's "consecutive failures" `RuntimeError` into one line that says what to do."""
+    """Turns the stop after `--max-failures` failed trials in a row into one line that says what to do.
 
-    def __init__(self, limit: int) -> None:
+    Keras Tuner raises a `RuntimeError` from `end_trial` when a run of failures
+    reaches the limit; whether that is what happened is read from the oracle's
+    record (`tuning.failures`), not from the error's wording.
+    """
+
+    def __init__(self, oracle, limit: int) -> None:
+        self.oracle = oracle
         self.limit = limit
 
     def __enter__(self):
         return self
 
     def __exit__(self, kind, error, traceback):
-        if kind is RuntimeError and "consecutive failures" in str(error):
-            last = str(error).strip().splitlines()[-1]
-            raise RunError(
-                f"stopped after {self.limit} failed trials in a row (last: {last}); "
-                "raise --max-failures or narrow the search, then rerun to resume"
-            ) from None
+        if kind is not None and issubclass(kind, RuntimeError) and failures.reached(self.oracle, self.limit):
+            raise failures.error(self.oracle, self.limit) from None
         return False
 
 
@@ -276,8 +202,8 @@ def _serve_workers(plan: SearchPlan, tuner, seed: int, say: Say) -> None:
         say(f"chief serving on {plan.oracle_host}:{port}; start workers with --role worker --oracle {plan.oracle_host}:{port}")
     distributed.serve(tuner, plan.oracle_host, port, say, plan.trials, pool,
                       start_by=plan.budget.start_by if plan.budget else None)  # fmt: skip
-    tuner.oracle._check_consecutive_failures()
-    tuner._drop_checkpoints()  # workers leave this to the chief, which knows every trial
+    failures.check(tuner.oracle, plan.max_failures)
+    trial_listeners.CheckpointPruning(plan.keep_checkpoints).prune(tuner)  # workers leave this to the chief
 
 
 def _worker_spec(plan: SearchPlan, worker_id: str, threads: int, seed: int) -> str:
@@ -287,12 +213,12 @@ def _worker_spec(plan: SearchPlan, worker_id: str, threads: int, seed: int) -> s
 
 
 def _outcome(tuner, plan: SearchPlan, seconds: float, validation_size: int, say: Say) -> SearchOutcome:
-    from tuning import trial_times, tuners
+    from tuning import selection, trial_times, tuners
 
-    counts = tuners.trial_counts(tuner.oracle)
+    counts = selection.trial_counts(tuner.oracle)
     if not counts.get("COMPLETED"):
         raise RunError(f"no trial completed ({counts}); see the reasons above")
-    chosen, kept_defaults = tuners.choose_final(tuner.oracle, validation_size)
+    chosen, kept_defaults = selection.choose_final(tuner.oracle, validation_size)
     if kept_defaults:
         say(kept_defaults)
     ended = [tuner.oracle.trials[t] for t in tuner.oracle.end_order]
@@ -301,9 +227,9 @@ def _outcome(tuner, plan: SearchPlan, seconds: float, validation_size: int, say:
         trial=chosen, hyperparameters=chosen.hyperparameters, kept_defaults=kept_defaults, counts=counts,
         seconds_per_epoch=tuner.seconds_per_epoch(chosen.trial_id), wall_seconds=seconds,
         fidelity=tuners.describe_fidelity(tuner.oracle, plan.trials, plan.max_epochs),
-        trial_epochs=tuners.trial_epochs(tuner, ended),
+        trial_epochs=selection.trial_epochs(tuner, ended),
         trial_scores=[t.score if t.status == "COMPLETED" else None for t in ended],
         trial_seconds=[times.get(t.trial_id, 0.0) for t in ended], session_table=tuner.session_table,
         search_paid=None if plan.budget is None else plan.budget.search_pays,
-        costly_share=tuners.costly_share(tuner, [t.trial_id for t in ended], [times.get(t.trial_id, 0.0) for t in ended]),
+        costly_share=selection.costly_share(tuner, [t.trial_id for t in ended], [times.get(t.trial_id, 0.0) for t in ended]),
     )  # fmt: skip

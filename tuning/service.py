@@ -18,24 +18,23 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 import search_spaces
 from search_spaces._optimizers import ANNEALING_SCHEDULES
 from search_spaces.base import SpaceContext
-from tuning import datasets, search, worker
+from tuning import datasets, events, search, worker
 from tuning.budget import TimeBudget
 from tuning.config import RunConfig
 from tuning.errors import UsageError
-from tuning.events import Listener
+from tuning.events import Listener, Say
 from tuning.lock import RunLock
 from tuning.metrics import DatasetFigures, FinalFigures, RunMetrics, SearchFigures, machine, versions
 from tuning.run_files import choose_seed
 from tuning.search import WorkerResult
 
-Say = Callable[[str], None]
 
 __all__ = ["run", "RunResult", "WorkerResult", "search_plan"]
 
@@ -87,6 +86,7 @@ def run(config: RunConfig, say: Say = print, listen: Listener | None = None) -> 
         seed = choose_seed(config.seed, previous, config.overwrite)
         if config.overwrite:
             files.clear()
+        listen = events.fan_out(events.JsonLinesLog(files.log_dir / events.EVENTS_FILE), listen)
         feeder = DatasetFeeder(dataset)
         lr_bounds = _learning_rate_bounds(config, dataset, space_class, feeder, seed, previous, say)
         plan = search_plan(config, began)
@@ -107,6 +107,7 @@ def run(config: RunConfig, say: Say = print, listen: Listener | None = None) -> 
             best_epoch=assessed.shown.best_epoch, trial_scores=outcome.trial_scores, trial_seconds=outcome.trial_seconds,
         )  # fmt: skip
         export_dir = export.write_export(files.export_dir, assessed.model, hyperparameters, record, figures)
+        listen(events.Exported(str(export_dir), assessed.test["accuracy"], time.time()))
         say(f"tested and exported in {time.monotonic() - finishing:.1f}s; {time.time() - began:.0f}s since the run began")
     return RunResult(export_dir, files.log_dir, record, hyperparameters)
 
@@ -267,6 +268,9 @@ def _retrain(config, plan, outcome, space_class, context, feeder, dataset, seed:
             group=f"retrain seed {retrained.seed}",
         )  # fmt: skip
         retrains.append((retrained, val))
+        if listen is not None:
+            listen(events.MemberEnded(retrained.seed, retrained.epochs_run, retrained.epochs_planned, val["accuracy"],
+                                      retrained.wall_seconds, time.time()))  # fmt: skip
     if planner is not None and len(retrains) < config.seeds_to_retrain:
         say(f"time budget: {len(retrains)} member(s) retrained; another would not finish in time")
     return retrains, max(r.epochs_planned for r, _ in retrains)

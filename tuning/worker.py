@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from tuning.distributed import RECYCLE_EXIT
-from tuning.search import SearchPlan, WorkerResult
+from tuning.plan import SearchPlan
+from tuning.search import WorkerResult
 
 
 @dataclass(frozen=True)
