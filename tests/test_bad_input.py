@@ -126,6 +126,12 @@ CASES = [  # (argv, what must be named, how to fill the data directory)
     (["digits", "--threads", "0"], "--threads must be at least 1, but got threads=0", None),
     (["digits", "--final-epochs", "0"], "--final-epochs must be at least 1, but got final_epochs=0", None),
     (["digits", "--max-failures", "0"], "--max-failures must be at least 1, but got max_failures=0", None),
+    # Values no run can honour, names no shell user can type, a study other processes cannot reach.
+    (["digits", "--max-epochs", "100000"], "--max-epochs must be at most 1000, but got max_epochs=100000", None),
+    (["digits", "--local-share", "nan"], "--local-share must be between 0 and 1, but got local_share=nan", None),
+    (["digits", "--name", "a\nb"], "--name must not contain control characters, but got name='a\\nb'", None),
+    (["digits", "--data-dir", ""], "--data-dir must not be empty, but got data_dir=''", None),
+    (["digits", "--tuner", "tpe", "--workers", "2", "--storage", "sqlite://"], "lives in this process's memory", None),
 ]  # fmt: skip
 
 

@@ -180,3 +180,39 @@ def test_a_lost_connection_becomes_storage_lost_and_other_errors_pass_through():
     with pytest.raises(ValueError, match="not a storage problem"):
         with storage_calls("postgresql://u:pw@db/s"):
             raise ValueError("not a storage problem")
+
+
+def test_trials_left_running_are_settled_on_resume_and_at_the_end(tmp_path):
+    """What a killed process or a lost server leaves RUNNING in the study is settled from Keras Tuner's own record."""
+    oracle = OptunaOracle(
+        objective=kt.Objective("val_accuracy", "max"), max_trials=10, sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=optuna.pruners.NopPruner(), storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="s", seed=1,
+    )  # fmt: skip
+    oracle._set_project_dir(str(tmp_path), "p")
+    hp = kt.HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+    oracle.update_space(hp)
+    done = oracle.create_trial("t0")
+    oracle.update_trial(done.trial_id, {"val_accuracy": 0.7})
+    done.status = "COMPLETED"
+    oracle.end_trial(done)
+    retried = oracle.create_trial("t0")  # running when the process "died"
+    oracle.study.ask()  # asked just as it died: it never reached Keras Tuner
+    states = lambda: [t.state.name for t in oracle.study.get_trials(deepcopy=False)]  # noqa: E731
+    assert states() == ["COMPLETE", "RUNNING", "RUNNING"]
+
+    oracle.ongoing_trials.pop("t0")  # what Keras Tuner's reload does: the running trial waits for its retry
+    oracle._retry_queue.append(retried.trial_id)
+    assert oracle.reconcile(ending=False) == 1
+    assert states() == ["COMPLETE", "RUNNING", "FAIL"]  # the retried trial keeps its twin, to be told when it ends
+
+    assert oracle.reconcile(ending=True) == 1  # the search ended without the retry: nothing stays RUNNING
+    assert states() == ["COMPLETE", "FAIL", "FAIL"]
+    oracle._retry_queue.remove(retried.trial_id)
+    oracle.update_trial(retried.trial_id, {"val_accuracy": 0.8})
+    retried.status = "COMPLETED"
+    oracle.ongoing_trials["t0"] = retried
+    oracle.end_trial(retried)  # a late end still reaches the study, as a trial of its own
+    last = oracle.study.get_trials(deepcopy=False)[-1]
+    assert states() == ["COMPLETE", "FAIL", "FAIL", "COMPLETE"]
+    assert last.value == 0.8 and last.user_attrs["keras_tuner_trial_id"] == retried.trial_id

@@ -108,9 +108,14 @@ def _sigint_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start(cwd: Path) -> subprocess.Popen:
+def args_for(tuner: str) -> list[str]:
+    """`ARGS` with another tuner; an Optuna one without pruning, so every trial completes."""
+    return [a if a != "random" else tuner for a in ARGS] + (["--pruner", "none"] if tuner != "random" else [])
+
+
+def start(cwd: Path, tuner: str = "random") -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "TUNING_DATA_DIR"}
-    return subprocess.Popen([sys.executable, "-m", "tuning.run", *ARGS], cwd=cwd, env=env,
+    return subprocess.Popen([sys.executable, "-m", "tuning.run", *args_for(tuner)], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_sigint_as_in_a_terminal)  # fmt: skip
 
@@ -127,6 +132,13 @@ def wait_for_line(process: subprocess.Popen, prefix: str, timeout: float = 180) 
     raise AssertionError(f"never saw {prefix!r}; got {seen}")
 
 
+def study_states(path: Path) -> list[str]:
+    """The states of an Optuna study's trials, read from its SQLite file."""
+    import optuna
+
+    return [t.state.name for t in optuna.load_study(study_name=None, storage=f"sqlite:///{path}").trials]
+
+
 def finished_trials(run_dir: Path) -> dict[str, str]:
     return {p.parent.name: p.read_text() for p in run_dir.glob("trial_*/trial.json")
             if json.loads(p.read_text())["status"] == "COMPLETED"}  # fmt: skip
@@ -140,21 +152,26 @@ def assert_valid_export(run_dir: Path) -> None:
     assert not list(run_dir.glob("best.tmp-*")), "a half-written export was left behind"
 
 
-@pytest.mark.parametrize("moment", ["trial 1  [2/", "best trial"])
-def test_sigkill_then_rerun_finishes_without_repeating_finished_trials(moment, tmp_path):
-    process = start(tmp_path)
+@pytest.mark.parametrize("moment, tuner", [("trial 1  [2/", "tpe"), ("best trial", "random")])
+def test_sigkill_then_rerun_finishes_without_repeating_finished_trials(moment, tuner, tmp_path):
+    process = start(tmp_path, tuner)
     wait_for_line(process, moment)
     if moment == "trial 1  [2/":
         time.sleep(0.3)  # into the third trial
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
-    run_dir = tmp_path / "checkpoints" / "digits-random"
+    run_dir = tmp_path / "checkpoints" / f"digits-{tuner}"
     before = finished_trials(run_dir)
     assert len(before) >= 2
+    study = run_dir / "study.db"
+    if tuner != "random":  # the killed trial's Optuna twin is left RUNNING by the killed process
+        assert "RUNNING" in study_states(study), study_states(study)
 
-    rerun = subprocess.run([sys.executable, "-m", "tuning.run", *ARGS], cwd=tmp_path, capture_output=True,
+    rerun = subprocess.run([sys.executable, "-m", "tuning.run", *args_for(tuner)], cwd=tmp_path, capture_output=True,
                            text=True, timeout=600)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
+    if tuner != "random":  # once the run resumed and ended, no trial of the study is left RUNNING
+        assert "RUNNING" not in study_states(study) and study_states(study).count("COMPLETE") == 4, study_states(study)
     trial_lines = [l for l in rerun.stdout.splitlines() if l.startswith("trial ")]
     assert len(trial_lines) == 4 - len(before)  # finished trials are not run again
     after = finished_trials(run_dir)

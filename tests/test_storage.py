@@ -162,8 +162,9 @@ def test_a_lost_server_stops_the_run_with_one_line_and_a_rerun_resumes(tmp_path,
     by_id = {t.user_attrs["keras_tuner_trial_id"]: t for t in trials if "keras_tuner_trial_id" in t.user_attrs}
     assert sorted(by_id) == [str(i) for i in range(6)]
     assert all(by_id[str(i)].state.name == "COMPLETE" for i in range(6))
-    # A trial asked for just as the server went away never reached Keras Tuner; it is left running, never complete.
-    assert all(t.state.name == "RUNNING" for t in trials if "keras_tuner_trial_id" not in t.user_attrs)
+    # A trial asked for just as the server went away never reached Keras Tuner: the resumed run failed it.
+    assert all(t.state.name == "FAIL" for t in trials if "keras_tuner_trial_id" not in t.user_attrs)
+    assert not [t.number for t in trials if t.state.name == "RUNNING"]
 
 
 @pytest.mark.parametrize("tuner", ["tpe"])

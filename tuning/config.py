@@ -1,7 +1,9 @@
 """The typed, frozen description of one run, validated once.
 
-Owns: every option's default and its validation, and the directory names a
-run uses. Does not own: parsing argv (`tuning.run`) or acting on the values.
+Owns: every option of `tuning.run`, declared once with its default, help and
+checks (`tuning.options`), the checks that relate options, and the directory
+names a run uses. Does not own: parsing argv (`tuning.run` builds the parser
+from these declarations) or acting on the values.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from tuning.datasets import DATASETS
 from tuning.errors import UsageError
+from tuning.options import NO_DEFAULT, Between, Minutes, OneOf, check_all, minutes_or_none, option
+from tuning.plan import DEFAULT_PRUNER
 from tuning.run_files import RunFiles
 
 DEFAULT_SPACE = {"mnist": "dense", "cifar10": "dense", "digits": "dense"}
@@ -32,130 +37,93 @@ BUDGET_MAX_SEEDS = 8
 # (bench/results/default-mnist-seed*.json). `--time-budget none` lifts it.
 DEFAULT_TIME_BUDGET = 55.0
 MAX_TIME_BUDGET = 7 * 24 * 60.0
+# Upper bounds that this machine and the product can honour: a value above them would run for
+# days or run out of memory long after the run started, instead of being refused at once.
+MAX_TRIALS = 10_000
+MAX_EPOCHS = 1_000
+MAX_BATCH_SIZE = 65_536
+MAX_MC_PASSES = 1_000
+MAX_FINAL_SEEDS = 32
+MAX_CHIEF_TIMEOUT = 24 * 60 * 60
+MAX_THREADS = 1_024
+# Each local worker needs a core of its own (`tuning.distributed.worker_threads`).
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+DATASET_NAMES = DATASETS.names()
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything one `tuning.run` invocation needs.
+    """Everything one `tuning.run` invocation needs, each option declared once.
+
+    Each field but `command` is a command-line option: its default, its help
+    (`python -m tuning.run --help`, `docs/cli.md`) and its checks are
+    declared beside it with `tuning.options.option`, and the parser is built
+    from them (`tuning.options.add_arguments`). Every string option refuses
+    empty values and control characters. The checks that relate two options
+    (the distribution's, the Optuna-only ones) are in `__post_init__`.
 
     Args:
-        dataset: Registered dataset name.
-        tuner: Registered tuner name. Defaults to `"hyperband"`.
-        trials: Upper bound on trials, for every tuner. Defaults to 50.
-        space: Registered search-space name. Defaults to the dataset's default space.
-        max_epochs: Epochs per trial; Hyperband's top rung. Defaults to 10.
-        patience: Early-stopping patience in epochs. Defaults to 3.
-        batch_size: Fixed batch size, or None to let the space tune it. Defaults to None.
-        data_dir: Offline data directory. Defaults to None (`$TUNING_DATA_DIR`, then download).
-        seed: Seed of the trial sequence and the weights; None picks one and records it.
-        name: Run name. Defaults to `"DATASET-TUNER"`.
-        overwrite: Start afresh instead of resuming. Defaults to False.
-        final_epochs: Epochs of a full-length retraining member; a member's
-            annealing schedule spans its epochs. Under a time budget members
-            are planned from it, up to twice as long, to fill the time
-            (`tuning.evaluate.MemberPlanner`). Defaults to 30.
-        max_failures: Consecutive failed trials that stop the search. Defaults to 5.
-        lr_range: `"auto"` runs the learning-rate range test first and narrows
-            the learning-rate hyperparameter to its bounds; `"off"` does not. Defaults to "off".
-        pruner: Optuna pruner for the Optuna tuners: `none`, `median` or
-            `hyperband`. Defaults to None (`median` for Optuna tuners).
-        storage: Optuna storage URL. Defaults to None (SQLite at `checkpoints/RUN/study.db`).
-        final_seeds: How many times the best configuration is retrained, with
-            seeds `seed`, `seed + 1`, ...; the export averages their
-            predictions. Defaults to None: under a time budget as many as
-            the time left holds, up to `BUDGET_MAX_SEEDS`; without one, 3.
-        keep_checkpoints: Which trials keep their weights on disk: `all`, `best`
-            (the best trial's, plus what Hyperband may still continue) or `none`
-            (only what Hyperband may still continue). Defaults to "best".
-        mc_passes: Stochastic passes of the MC-dropout evaluation. Defaults to 10.
-        role: `"chief"` serves the search to workers on other processes or
-            hosts, then retrains and exports; `"worker"` runs trials the chief
-            hands out and nothing else. Defaults to None (one process does all).
-        oracle: `HOST:PORT` where the chief serves, for `role` and `workers`.
-            Defaults to None (`127.0.0.1` and a free port with `workers`).
-        worker_id: A worker's name; restart a dead worker under the same name
-            and it retries the trial it was running. Defaults to None
-            (`worker-HOSTNAME-PID`).
-        workers: Start a chief and this many worker processes on this machine.
-            Defaults to None (one process).
-        chief_timeout: Seconds a worker waits for a chief that does not
-            answer before it gives up. Defaults to 300.
-        threads: CPU threads for TensorFlow in this process. Defaults to None
-            (TensorFlow's choice: every core).
-        recycle_after: A worker process that has run this many trials exits
-            and is replaced by a fresh one, which hands its memory back to
-            the system. Defaults to None (never).
-        time_budget: Wall-clock minutes for the whole run, or None for no
-            limit. The search gets at most 60% of it (less once the first
-            trial shows what two full retrainings cost, and none beyond the
-            first trial when it cannot afford four full trials); the
-            retraining fills the rest with members planned from measured
-            epoch times, leaving time for the test evaluation and the export
-            (`tuning.budget`). Defaults to `DEFAULT_TIME_BUDGET` (55).
-        local_share: The share of new configurations, once 4 trials have
-            finished, that are local moves of the best so far (one or two
-            hyperparameters moved); the rest are the tuner's own. 0 leaves
-            all but the first (the space's defaults) to the tuner. Defaults
-            to 0.75, measured on digits (docs/benchmarks.md, `local-share-digits-hyperband.json`).
-        checkpoint_root: Where runs keep their search state and export. Defaults to `checkpoints`.
-        log_root: Where runs keep their TensorBoard logs. Defaults to `logs`.
-        command: The command line that produced this config, for provenance.
+        command: The command line that produced this config, for provenance. Defaults to ().
     """
 
-    dataset: str
-    tuner: str = "hyperband"
-    trials: int = 50
-    space: Optional[str] = None
-    max_epochs: int = 10
-    patience: int = 3
-    batch_size: Optional[int] = None
-    data_dir: Optional[str] = None
-    seed: Optional[int] = None
-    name: Optional[str] = None
-    overwrite: bool = False
-    final_epochs: int = 30
-    max_failures: int = 5
-    mc_passes: int = 10
-    final_seeds: Optional[int] = None
-    keep_checkpoints: str = "best"
-    lr_range: str = "off"
-    pruner: Optional[str] = None
-    storage: Optional[str] = None
-    role: Optional[str] = None
-    oracle: Optional[str] = None
-    worker_id: Optional[str] = None
-    workers: Optional[int] = None
-    chief_timeout: int = 300
-    threads: Optional[int] = None
-    recycle_after: Optional[int] = None
-    time_budget: Optional[float] = DEFAULT_TIME_BUDGET
-    local_share: float = 0.75
-    checkpoint_root: str = "checkpoints"
-    log_root: str = "logs"
+    dataset: str = option(NO_DEFAULT, f"one of: {', '.join(DATASET_NAMES)}", positional=True, metavar="DATASET")
+    trials: int = option(50, "upper bound on trials, for every tuner", Between(1, MAX_TRIALS))
+    tuner: str = option("hyperband", "hyperband, bayesian, random, or Optuna's tpe, cmaes, gp")
+    space: Optional[str] = option(None, "a module in search_spaces/", default_text="the dataset's, 'dense'")
+    max_epochs: int = option(10, "epochs per trial; Hyperband's top rung", Between(1, MAX_EPOCHS))
+    patience: int = option(3, "early-stopping patience in epochs", Between(0, MAX_EPOCHS))
+    batch_size: Optional[int] = option(None, "fixed batch size", Between(1, MAX_BATCH_SIZE), default_text="tuned by the space")
+    data_dir: Optional[str] = option(None, "offline data folder", default_text="$TUNING_DATA_DIR, then download")
+    seed: Optional[int] = option(None, "seed of the trial sequence and the weights",
+                                 Between(0, 2**32 - 1, wording="between 0 and 2**32 - 1"), default_text="random, recorded")
+    name: Optional[str] = option(None, f"run name, a plain folder name of at most {MAX_NAME_BYTES} bytes: checkpoints/RUN "
+                                 "and logs/RUN", default_text="DATASET-TUNER")  # fmt: skip
+    overwrite: bool = option(False, "start afresh instead of resuming RUN")
+    final_epochs: int = option(30, "epochs of a full-length retraining member; under a time budget members are planned "
+                               "from it, up to twice as long, to fill the time", Between(1, MAX_EPOCHS))  # fmt: skip
+    max_failures: int = option(5, "failed trials in a row that stop the search", Between(1, MAX_TRIALS))
+    mc_passes: int = option(10, "stochastic passes of the MC-dropout evaluation", Between(1, MAX_MC_PASSES))
+    final_seeds: Optional[int] = option(None, "retrain the best configuration this many times and export the average "
+                                        "of their predictions", Between(1, MAX_FINAL_SEEDS),
+                                        default_text=f"as many as the time budget holds, up to {BUDGET_MAX_SEEDS}; "
+                                        f"{DEFAULT_FINAL_SEEDS} with --time-budget none")  # fmt: skip
+    keep_checkpoints: str = option("best", "trial weights kept on disk: best keeps the best trial's and what Hyperband "
+                                   "may still continue, none only the latter", OneOf(KEEP_CHECKPOINTS_CHOICES))  # fmt: skip
+    lr_range: str = option("off", "'auto' runs the learning-rate range test first and searches within its bounds",
+                           OneOf(LR_RANGE_CHOICES))  # fmt: skip
+    pruner: Optional[str] = option(None, "Optuna tuners only: none, median or hyperband", default_text=DEFAULT_PRUNER)
+    storage: Optional[str] = option(None, "Optuna tuners only: storage URL, or journal:PATH; with workers, one every "
+                                    "process can reach", default_text="sqlite:///checkpoints/RUN/study.db")  # fmt: skip
+    role: Optional[str] = option(None, "one process of a search spread over hosts (needs --oracle)", OneOf(ROLES),
+                                 default_text="one process does all")  # fmt: skip
+    oracle: Optional[str] = option(None, "HOST:PORT the chief serves on and workers connect to",
+                                   default_text="with --workers: 127.0.0.1 and a free port")  # fmt: skip
+    worker_id: Optional[str] = option(None, "with --role worker: its name, 1-64 letters, digits, ., _ or -, without "
+                                      "'chief'; restart a dead worker under the same name to retry its trial",
+                                      default_text="worker-HOST-PID")  # fmt: skip
+    workers: Optional[int] = option(None, "run a chief and N worker processes on this machine, sharing the cores",
+                                    Between(1, CORES, why="the CPU cores of this machine", described="1 to the CPU cores of this machine"), default_text="one process")  # fmt: skip
+    chief_timeout: int = option(300, "seconds a worker waits for a silent chief before giving up",
+                                Between(1, MAX_CHIEF_TIMEOUT, why="a day"))  # fmt: skip
+    threads: Optional[int] = option(None, "TensorFlow CPU threads for this process", Between(1, MAX_THREADS),
+                                    default_text="all cores")  # fmt: skip
+    recycle_after: Optional[int] = option(None, "with --workers or --role worker: replace a worker process by a fresh "
+                                          "one after this many trials, returning its memory", Between(1, MAX_TRIALS),
+                                          default_text="never")  # fmt: skip
+    time_budget: Optional[float] = option(
+        DEFAULT_TIME_BUDGET, "wall-clock minutes for the whole run, export included: the search gets at most 60% (none "
+        "past its first trial when it cannot afford 4 full trials), the retraining fills the rest with up to "
+        f"{BUDGET_MAX_SEEDS} members", Minutes(MAX_TIME_BUDGET, "a week"), parse=minutes_or_none, metavar="MINUTES",
+    )  # fmt: skip
+    local_share: float = option(0.75, "share of new trials, once 4 have finished, that are local moves of the best so "
+                                "far; 0 leaves them to the tuner", Between(0, 1, wording="between 0 and 1"))  # fmt: skip
+    checkpoint_root: str = option("checkpoints", "where runs keep their search state and export: ROOT/RUN; on many "
+                                  "hosts, a folder every host sees")  # fmt: skip
+    log_root: str = option("logs", "where runs keep their TensorBoard logs: ROOT/RUN")
     command: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
-        _at_least(1, trials=self.trials)
-        _at_least(1, max_epochs=self.max_epochs)
-        _at_least(0, patience=self.patience)
-        _at_least(1, final_epochs=self.final_epochs)
-        _at_least(1, max_failures=self.max_failures)
-        _at_least(1, mc_passes=self.mc_passes)
-        if self.final_seeds is not None:
-            _at_least(1, final_seeds=self.final_seeds)
-        if self.keep_checkpoints not in KEEP_CHECKPOINTS_CHOICES:
-            raise UsageError(
-                f"--keep-checkpoints must be one of {', '.join(KEEP_CHECKPOINTS_CHOICES)}, "
-                f"but got keep_checkpoints={self.keep_checkpoints!r}"
-            )
-        if self.lr_range not in LR_RANGE_CHOICES:
-            raise UsageError(
-                f"--lr-range must be one of {', '.join(LR_RANGE_CHOICES)}, but got lr_range={self.lr_range!r}"
-            )
-        if self.batch_size is not None:
-            _at_least(1, batch_size=self.batch_size)
-        if self.seed is not None and not 0 <= self.seed < 2**32:
-            raise UsageError(f"--seed must be between 0 and 2**32 - 1, but got seed={self.seed}")
+        check_all(self)
         if self.tuner not in OPTUNA_TUNERS:
             for flag, value in (("--pruner", self.pruner), ("--storage", self.storage)):
                 if value is not None:
@@ -164,14 +132,8 @@ class RunConfig:
                         f"but got tuner={self.tuner!r}"
                     )
         self._check_distribution()
-        if not 0.0 <= self.local_share <= 1.0:
-            raise UsageError(f"--local-share must be between 0 and 1, but got local_share={self.local_share}")
-        if self.time_budget is not None and not 0 < self.time_budget <= MAX_TIME_BUDGET:
-            raise UsageError(f"--time-budget must be greater than 0 and at most {MAX_TIME_BUDGET:g} minutes (a week), "
-                             f"or 'none' for no limit, but got time_budget={self.time_budget}")
-        if self.name is not None:
-            if not self.name or self.name in (".", "..") or os.sep in self.name or "/" in self.name:
-                raise UsageError(f"--name must be a plain folder name, but got name={self.name!r}")
+        if self.name is not None and (self.name in (".", "..") or os.sep in self.name or "/" in self.name):
+            raise UsageError(f"--name must be a plain folder name, but got name={self.name!r}")
         if len(self.run_name.encode()) > MAX_NAME_BYTES:
             raise UsageError(
                 f"--name must be at most {MAX_NAME_BYTES} bytes (a folder name, with room for the lock's temporary "
@@ -179,17 +141,11 @@ class RunConfig:
             )
 
     def _check_distribution(self) -> None:
-        _at_least(1, chief_timeout=self.chief_timeout)
-        if self.threads is not None:
-            _at_least(1, threads=self.threads)
         if self.workers is not None:
-            _at_least(1, workers=self.workers)
             if self.role is not None:
                 raise UsageError(
                     f"--workers starts its own chief and workers; drop --role, but got role={self.role!r} with workers={self.workers}"
                 )
-        if self.role is not None and self.role not in ROLES:
-            raise UsageError(f"--role must be one of {', '.join(ROLES)}, but got role={self.role!r}")
         if self.role is not None and self.oracle is None:
             raise UsageError(f"--role {self.role} needs --oracle HOST:PORT, the address the chief serves on")
         if self.oracle is not None:
@@ -205,12 +161,14 @@ class RunConfig:
                     f"but got worker_id={self.worker_id!r}"
                 )
         if self.recycle_after is not None:
-            _at_least(1, recycle_after=self.recycle_after)
             if self.role != "worker" and self.workers is None:
                 raise UsageError(
                     "--recycle-after applies to worker processes (--workers N or --role worker), "
                     f"but got recycle_after={self.recycle_after} in a single-process run"
                 )
+        if in_memory(self.storage) and (self.workers is not None or self.role is not None):
+            raise UsageError(f"--storage {self.storage!r} lives in this process's memory, where workers cannot reach it; "
+                             "give a file (sqlite:///PATH or journal:PATH) or a database server every process reaches")
         if self.role == "worker" and self.overwrite:
             raise UsageError("--overwrite is refused on a worker: only the chief may clear the run; drop --overwrite")
 
@@ -251,7 +209,7 @@ class RunConfig:
 
     @property
     def pruner_name(self) -> str:
-        return self.pruner or "median"
+        return self.pruner or DEFAULT_PRUNER
 
     @property
     def storage_url(self) -> str:
@@ -293,8 +251,8 @@ class RunConfig:
         return self.max_epochs < self.final_epochs
 
 
-def _at_least(minimum: int, **named: int) -> None:
-    ((name, value),) = named.items()
-    if value < minimum:
-        flag = "--" + name.replace("_", "-")
-        raise UsageError(f"{flag} must be at least {minimum}, but got {name}={value}")
+def in_memory(storage: Optional[str]) -> bool:
+    """Whether an Optuna storage URL is an in-memory SQLite database, which only its own process can reach."""
+    if storage is None:
+        return False
+    return storage.strip() in ("sqlite://", "sqlite:///") or ":memory:" in storage

@@ -64,7 +64,6 @@ PRUNERS.register(
     "hyperband",
     lambda max_epochs: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3),
 )
-DEFAULT_PRUNER = "median"
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -235,17 +234,51 @@ class OptunaOracle(kt.Oracle):
         return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": hps.values}
 
     def end_trial(self, trial):
-        super().end_trial(trial)
-        ended = self.trials[trial.trial_id]
-        number = self._numbers.get(trial.trial_id)
-        if number is None or ended.trial_id in self._retry_queue:
-            return
+        try:
+            super().end_trial(trial)
+        finally:  # also when Keras Tuner stops the search here (failures in a row): the study hears of it
+            ended = self.trials.get(trial.trial_id)
+            number = self._numbers.get(trial.trial_id)
+            if ended is not None and number is not None and trial.trial_id not in self._retry_queue:
+                with storage_calls(self.storage):
+                    self._tell(trial.trial_id, number, ended)
+
+    def reconcile(self, ending: bool = False) -> int:
+        """Ends the study's trials that an earlier process left RUNNING, so that none stays so.
+
+        A killed process, a killed worker or a lost storage server leaves
+        Optuna trials RUNNING that no process will tell. Keras Tuner's own
+        record says what became of each: a trial it ended is told its end; a
+        trial it will retry (its retry queue, refilled on resume) stays
+        RUNNING and is told when the retry ends; any other (asked just as the
+        process died, or never started) is told FAIL. At the end of a search
+        (`ending`) no trial runs anywhere, so every RUNNING one is settled.
+        Optuna's heartbeats would do this by timeout, but only for trials run
+        by `study.optimize`; here Keras Tuner asks and tells, and knows.
+
+        Args:
+            ending: The search has ended. Defaults to False (it is about to start).
+
+        Returns:
+            How many trials were settled.
+        """
+        settled = 0
         with storage_calls(self.storage):
-            self._tell(trial.trial_id, number, ended)
+            for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+                trial_id = frozen.user_attrs.get(KT_TRIAL_ATTR)
+                if not ending and trial_id in self._retry_queue:
+                    continue
+                if trial_id in self.end_order and trial_id not in self._retry_queue:
+                    self._tell(trial_id, frozen.number, self.trials[trial_id])
+                else:
+                    self.study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
+                settled += 1
+        return settled
 
     def _tell(self, trial_id: str, number: int, ended) -> None:
         frozen = self.study.get_trials(deepcopy=False)[number]
         if frozen.state.is_finished():
+            self._record_late(frozen, trial_id, ended)
             return
         if frozen.user_attrs.get(PRUNED_AT_ATTR):  # set by whichever process ran the trial
             self.pruned[trial_id] = int(frozen.user_attrs[PRUNED_AT_ATTR])
@@ -255,6 +288,18 @@ class OptunaOracle(kt.Oracle):
             self.study.tell(number, float(ended.score))
         else:
             self.study.tell(number, state=optuna.trial.TrialState.FAIL)
+
+    def _record_late(self, frozen: optuna.trial.FrozenTrial, trial_id: str, ended) -> None:
+        """Adds the result of a trial that completed after `reconcile` had failed its Optuna twin (a retry, a late worker)."""
+        completed = ended.status == kt.engine.trial.TrialStatus.COMPLETED and ended.score is not None
+        if frozen.state != optuna.trial.TrialState.FAIL or not completed or not np.isfinite(ended.score):
+            return
+        self.study.add_trial(optuna.trial.create_trial(
+            params=frozen.params, distributions=frozen.distributions, user_attrs=dict(frozen.user_attrs),
+            intermediate_values=dict(frozen.intermediate_values),
+            state=optuna.trial.TrialState.PRUNED if trial_id in self.pruned else optuna.trial.TrialState.COMPLETE,
+            value=None if trial_id in self.pruned else float(ended.score),
+        ))  # fmt: skip
 
     def get_best_trials(self, num_trials: int = 1):
         """The best trials that ran to the end; pruned ones never win."""

@@ -17,6 +17,9 @@ from typing import Optional
 from tuning.budget import TimeBudget
 from tuning.run_files import RunFiles
 
+# The Optuna pruner when --pruner is not given.
+DEFAULT_PRUNER = "median"
+
 
 @dataclass(frozen=True)
 class SearchPlan:
@@ -58,7 +61,7 @@ class SearchPlan:
     files: RunFiles
     study_name: str
     space: str = "dense"
-    pruner: str = "median"
+    pruner: str = DEFAULT_PRUNER
     storage_url: Optional[str] = None
     role: str = "local"
     oracle_host: str = "127.0.0.1"

@@ -112,12 +112,22 @@ def run_search(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say = print
         f"TensorBoard: tensorboard --logdir {plan.files.log_dir}")  # fmt: skip
     hparams.write_experiment(plan.files.log_dir, tuner.session_table)
     started = time.monotonic()
+    _reconcile_study(tuner.oracle, say, ending=False)
     with _failures_in_a_row(tuner.oracle, plan.max_failures):
         if plan.role == "chief":
             _serve_workers(plan, tuner, seed, say)
         else:
             tuner.search(epochs=plan.max_epochs, callbacks=_trial_callbacks(plan), verbose=0)
+    _reconcile_study(tuner.oracle, say, ending=True)
     return _outcome(tuner, plan, time.monotonic() - started, feeder.val.size, say)
+
+
+def _reconcile_study(oracle, say: Say, ending: bool) -> None:
+    """Settles the Optuna trials an earlier process left RUNNING (`OptunaOracle.reconcile`); Keras Tuner's oracles have none."""
+    reconcile = getattr(oracle, "reconcile", None)
+    settled = reconcile(ending=ending) if reconcile is not None else 0
+    if settled:
+        say(f"settled {settled} Optuna trial(s) that {'no process was running' if ending else 'an earlier process left running'}")
 
 
 def run_worker(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say = print) -> WorkerResult:
