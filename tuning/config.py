@@ -55,12 +55,9 @@ DATASET_NAMES = DATASETS.names()
 class RunConfig:
     """Everything one `tuning.run` invocation needs, each option declared once.
 
-    Each field but `command` is a command-line option: its default, its help
-    (`python -m tuning.run --help`, `docs/cli.md`) and its checks are
-    declared beside it with `tuning.options.option`, and the parser is built
-    from them (`tuning.options.add_arguments`). Every string option refuses
-    empty values and control characters. The checks that relate two options
-    (the distribution's, the Optuna-only ones) are in `__post_init__`.
+    Each field but `command` is an option whose default, help (`--help`,
+    `docs/cli.md`) and checks are declared beside it (`tuning.options`); the
+    parser is built from them. The checks that relate options follow the class.
 
     Args:
         command: The command line that produced this config, for provenance. Defaults to ().
@@ -124,53 +121,9 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_all(self)
-        if self.tuner not in OPTUNA_TUNERS:
-            for flag, value in (("--pruner", self.pruner), ("--storage", self.storage)):
-                if value is not None:
-                    raise UsageError(
-                        f"{flag} applies to the Optuna tuners ({', '.join(OPTUNA_TUNERS)}), "
-                        f"but got tuner={self.tuner!r}"
-                    )
-        self._check_distribution()
-        if self.name is not None and (self.name in (".", "..") or os.sep in self.name or "/" in self.name):
-            raise UsageError(f"--name must be a plain folder name, but got name={self.name!r}")
-        if len(self.run_name.encode()) > MAX_NAME_BYTES:
-            raise UsageError(
-                f"--name must be at most {MAX_NAME_BYTES} bytes (a folder name, with room for the lock's temporary "
-                f"files), but got {len(self.run_name.encode())} bytes; pick a shorter --name"
-            )
-
-    def _check_distribution(self) -> None:
-        if self.workers is not None:
-            if self.role is not None:
-                raise UsageError(
-                    f"--workers starts its own chief and workers; drop --role, but got role={self.role!r} with workers={self.workers}"
-                )
-        if self.role is not None and self.oracle is None:
-            raise UsageError(f"--role {self.role} needs --oracle HOST:PORT, the address the chief serves on")
-        if self.oracle is not None:
-            if self.role is None and self.workers is None:
-                raise UsageError(f"--oracle needs --role chief, --role worker or --workers N, but got oracle={self.oracle!r} alone")
-            self.oracle_address()  # validates
-        if self.worker_id is not None:
-            if self.role != "worker":
-                raise UsageError(f"--worker-id applies to --role worker, but got role={self.role!r}")
-            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.worker_id) or "chief" in self.worker_id:
-                raise UsageError(
-                    "--worker-id must be 1-64 letters, digits, '.', '_' or '-' and must not contain 'chief', "
-                    f"but got worker_id={self.worker_id!r}"
-                )
-        if self.recycle_after is not None:
-            if self.role != "worker" and self.workers is None:
-                raise UsageError(
-                    "--recycle-after applies to worker processes (--workers N or --role worker), "
-                    f"but got recycle_after={self.recycle_after} in a single-process run"
-                )
-        if in_memory(self.storage) and (self.workers is not None or self.role is not None):
-            raise UsageError(f"--storage {self.storage!r} lives in this process's memory, where workers cannot reach it; "
-                             "give a file (sqlite:///PATH or journal:PATH) or a database server every process reaches")
-        if self.role == "worker" and self.overwrite:
-            raise UsageError("--overwrite is refused on a worker: only the chief may clear the run; drop --overwrite")
+        check_names(self)
+        check_optuna_only(self)
+        check_distribution(self)
 
     def oracle_address(self) -> tuple[str, int]:
         """`--oracle` as (host, port); the port is 0 (pick a free one) when only `--workers` is given."""
@@ -249,6 +202,53 @@ class RunConfig:
     def regularization_floor(self) -> bool:
         """Whether trials are shorter than the retraining, so the space holds regularization at or above its prior."""
         return self.max_epochs < self.final_epochs
+
+
+def check_names(config: RunConfig) -> None:
+    """`--name`, or the `DATASET-TUNER` it defaults to, must make one folder a filesystem accepts."""
+    if config.name is not None and (config.name in (".", "..") or os.sep in config.name or "/" in config.name):
+        raise UsageError(f"--name must be a plain folder name, but got name={config.name!r}")
+    if len(config.run_name.encode()) > MAX_NAME_BYTES:
+        raise UsageError(
+            f"--name must be at most {MAX_NAME_BYTES} bytes (a folder name, with room for the lock's temporary "
+            f"files), but got {len(config.run_name.encode())} bytes; pick a shorter --name"
+        )
+
+
+def check_optuna_only(config: RunConfig) -> None:
+    """`--pruner` and `--storage` belong to the Optuna tuners."""
+    if config.tuner in OPTUNA_TUNERS:
+        return
+    for flag, value in (("--pruner", config.pruner), ("--storage", config.storage)):
+        if value is not None:
+            raise UsageError(f"{flag} applies to the Optuna tuners ({', '.join(OPTUNA_TUNERS)}), but got tuner={config.tuner!r}")
+
+
+def check_distribution(config: RunConfig) -> None:
+    """The options of a search spread over processes, which only make sense together."""
+    if config.workers is not None and config.role is not None:
+        raise UsageError(f"--workers starts its own chief and workers; drop --role, but got role={config.role!r} "
+                         f"with workers={config.workers}")  # fmt: skip
+    if config.role is not None and config.oracle is None:
+        raise UsageError(f"--role {config.role} needs --oracle HOST:PORT, the address the chief serves on")
+    if config.oracle is not None:
+        if config.role is None and config.workers is None:
+            raise UsageError(f"--oracle needs --role chief, --role worker or --workers N, but got oracle={config.oracle!r} alone")
+        config.oracle_address()  # validates
+    if config.worker_id is not None:
+        if config.role != "worker":
+            raise UsageError(f"--worker-id applies to --role worker, but got role={config.role!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", config.worker_id) or "chief" in config.worker_id:
+            raise UsageError("--worker-id must be 1-64 letters, digits, '.', '_' or '-' and must not contain 'chief', "
+                             f"but got worker_id={config.worker_id!r}")  # fmt: skip
+    if config.recycle_after is not None and config.role != "worker" and config.workers is None:
+        raise UsageError("--recycle-after applies to worker processes (--workers N or --role worker), "
+                         f"but got recycle_after={config.recycle_after} in a single-process run")  # fmt: skip
+    if in_memory(config.storage) and (config.workers is not None or config.role is not None):
+        raise UsageError(f"--storage {config.storage!r} lives in this process's memory, where workers cannot reach it; "
+                         "give a file (sqlite:///PATH or journal:PATH) or a database server every process reaches")
+    if config.role == "worker" and config.overwrite:
+        raise UsageError("--overwrite is refused on a worker: only the chief may clear the run; drop --overwrite")
 
 
 def in_memory(storage: Optional[str]) -> bool:

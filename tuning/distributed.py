@@ -244,8 +244,6 @@ def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Option
         pool: The local workers, if this process started them. Defaults to None.
         start_by: Returns the `time.time()` after which no trial starts. Defaults to None.
     """
-    import grpc
-    from keras_tuner.src import protos
     from keras_tuner.src.distribute import oracle_chief
 
     from tuning import progress, trial_times, tuners
@@ -253,15 +251,7 @@ def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Option
     oracle = tuner.oracle
     oracle.verbose = 0  # the progress lines below replace Keras Tuner's per-trial tables
     tuner.save()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    servicer = oracle_chief.OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    try:
-        bound = server.add_insecure_port(f"{host}:{port}")
-    except RuntimeError:
-        bound = 0
-    if not bound:
-        raise UsageError(f"cannot listen on {host}:{port}; is another chief running there? pick another --oracle port")
+    server, servicer = _oracle_server(oracle, host, port)
     reported = len(oracle.end_order)
     try:
         if pool is not None:
@@ -296,6 +286,24 @@ def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Option
             f"the workers stopped before the search finished ({'; '.join(pool.failures())}); "
             "see their messages above, then rerun the same command to resume"
         )
+
+
+def _oracle_server(oracle, host: str, port: int):
+    """Keras Tuner's gRPC servicer of `oracle`, bound to `host:port` but not started; refuses a port in use."""
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    servicer = oracle_chief.OracleServicer(oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        raise UsageError(f"cannot listen on {host}:{port}; is another chief running there? pick another --oracle port")
+    return server, servicer
 
 
 def _save(oracle) -> None:

@@ -204,6 +204,7 @@ def retrain(
     started = time.monotonic()
     model = hypermodel.build(hyperparameters)
     batch_size = hyperparameters.get("batch_size")
+
     def tell(epoch: int, logs: dict, seconds: float) -> None:
         if listen is not None:
             listen(events.EpochEnded("retraining", str(seed), epoch + 1, dict(logs), seconds, time.time()))
@@ -213,14 +214,7 @@ def retrain(
         feeder.train.batches(batch_size, shuffle=True, seed=seed),
         validation_data=feeder.val.batches(EVAL_BATCH_SIZE),
         epochs=epochs,
-        callbacks=[
-            callbacks.early_stopping(patience, restore_best_weights=True),
-            keras.callbacks.TerminateOnNaN(),
-            callbacks.tensorboard(hparams.retrain_session_dir(log_dir, seed)),
-            *([callbacks.Deadline(deadline)] if deadline is not None else []),
-            *([callbacks.Progress(say, f"retraining seed {seed}", epochs)] if say is not None else []),
-            timer,
-        ],
+        callbacks=[*_retraining_callbacks(patience, log_dir, seed, epochs, deadline, say), timer],
         verbose=0,
     ).history
     val_accuracy, val_loss = history.get("val_accuracy", [np.nan]), history.get("val_loss", [np.nan])
@@ -235,6 +229,18 @@ def retrain(
         epochs_planned=epochs,
         epoch_seconds=tuple(timer.seconds),
     )
+
+
+def _retraining_callbacks(patience: int, log_dir: Path, seed: int, epochs: int, deadline: float | None,
+                          say: Callable[[str], None] | None) -> list:  # fmt: skip
+    """A member's callbacks: early stopping keeping the best weights, the NaN guard, TensorBoard, deadline, progress."""
+    return [
+        callbacks.early_stopping(patience, restore_best_weights=True),
+        keras.callbacks.TerminateOnNaN(),
+        callbacks.tensorboard(hparams.retrain_session_dir(log_dir, seed)),
+        *([callbacks.Deadline(deadline)] if deadline is not None else []),
+        *([callbacks.Progress(say, f"retraining seed {seed}", epochs)] if say is not None else []),
+    ]
 
 
 def average(models: list[keras.Model]) -> keras.Model:

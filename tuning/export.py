@@ -255,21 +255,24 @@ def _trial_epochs_text(search: SearchFigures) -> str:
 
 def model_card(model: keras.Model, hyperparameters: dict, metrics: RunMetrics) -> str:
     """The `README.md` of an export, from the same figures as `metrics.json`."""
-    data, search, final = metrics.dataset, metrics.search, metrics.final
-    counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(search.trials_by_status.items()))
-    layers = _architecture(model)
-    shape = ", ".join(str(d) for d in data.input_shape)
-    hp_lines = "\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(hyperparameters.items()))
-    low, high = final.test_accuracy_ci95
-    machine, versions = metrics.machine or {}, metrics.versions or {}
-    version_text = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if k != "platform")
-    gpus = ", ".join(machine.get("gpus") or []) or "none"
+    return (_card_head(metrics) + _card_quality(metrics) + _card_description(model, metrics)
+            + _card_provenance(hyperparameters, metrics) + _card_loading(metrics) + _card_limits(metrics))  # fmt: skip
+
+
+def _card_head(metrics: RunMetrics) -> str:
+    data, search = metrics.dataset, metrics.search
     return f"""# {metrics.run}: a dense classifier for {data.name}
 
 Found by `tuning` with {_engine(search)} over the `{search.space}` search space,
 then retrained from scratch and evaluated on the held-out test set after selection was over.
 
-## How good it is
+"""
+
+
+def _card_quality(metrics: RunMetrics) -> str:
+    data, search, final = metrics.dataset, metrics.search, metrics.final
+    low, high = final.test_accuracy_ci95
+    return f"""## How good it is
 | split | accuracy | loss | examples |
 | --- | --- | --- | --- |
 | validation (used for selection) | {final.val_accuracy:.4f} | {final.val_loss:.4f} | {data.sizes['val']} |
@@ -287,14 +290,31 @@ Test accuracy {final.test_accuracy:.4f}, 95% Wilson interval [{low:.4f}, {high:.
 - [Learning curves of the retraining best on validation (seed {final.curves_seed})]({CURVES_PNG})
 - [Search progress: best score so far by trial and by time]({SEARCH_PNG})
 
-## What it is
+"""
+
+
+def _card_description(model: keras.Model, metrics: RunMetrics) -> str:
+    data, final = metrics.dataset, metrics.final
+    layers = _architecture(model)
+    shape = ", ".join(str(d) for d in data.input_shape)
+    return f"""## What it is
 {final.parameters:,} parameters. Input: float32 images of shape ({shape}) with pixels scaled to [0, 1]
 (divide 8-bit pixels by {data.max_value:g}). Output: {data.n_classes} class probabilities (softmax),
 classes {', '.join(data.class_names)}.
 
 {layers}
 
-## How it was found
+"""
+
+
+def _card_provenance(hyperparameters: dict, metrics: RunMetrics) -> str:
+    data, search, final = metrics.dataset, metrics.search, metrics.final
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(search.trials_by_status.items()))
+    hp_lines = "\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(hyperparameters.items()))
+    machine, versions = metrics.machine or {}, metrics.versions or {}
+    version_text = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if k != "platform")
+    gpus = ", ".join(machine.get("gpus") or []) or "none"
+    return f"""## How it was found
 - Search: {search.tuner}, {counts} (cap {search.max_trials}; {_trial_epochs_text(search)}), {search.wall_seconds:.0f} s.
 - Retraining: {len(final.seeds)} seed(s) of up to {final.epoch_budget} epochs, {final.wall_seconds:.0f} s in all; seed {final.curves_seed} ran {final.epochs_run} epochs and kept epoch {final.best_epoch}.
 {_lr_range_line(metrics.learning_rate_range_test)}- Seed {metrics.seed}. Rerun the search with: `{reproducing_command(metrics)}`
@@ -306,7 +326,12 @@ classes {', '.join(data.class_names)}.
 | --- | --- |
 {hp_lines}
 
-## How to load it
+"""
+
+
+def _card_loading(metrics: RunMetrics) -> str:
+    shape = ", ".join(str(d) for d in metrics.dataset.input_shape)
+    return f"""## How to load it
 ```python
 import keras
 
@@ -321,10 +346,17 @@ probabilities = served.serve(tf.constant(images))
 ```
 `hyperparameters.json` and `metrics.json` hold the figures above.
 
-## Known limits
+"""
+
+
+def _card_limits(metrics: RunMetrics) -> str:
+    data = metrics.dataset
+    return f"""## Known limits
 - The test accuracy of each retraining seed was measured to report the spread above; it chose nothing.
 - The validation split is the last {data.sizes['val']} examples of the official training set; the
   search selected on it, so validation figures are optimistic. Trust the test figure and its interval.
 - A dense network ignores image structure; convolutional networks do better on images.
 - Inputs must be scaled exactly as above; the model standardizes internally only if its first layers say so.
 """
+
+
