@@ -85,7 +85,7 @@ def table_rows(driver) -> list[dict]:
     """)
 
 
-def test_the_table_shows_every_trial_with_the_score_the_command_line_printed(browser, run):
+def test_the_table_shows_every_trial_with_the_score_the_run_reported(browser, run):
     _, scores = run
     rows = {row["name"]: row for row in table_rows(browser)}
     assert set(scores) <= set(rows)
