@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from tuning import events, trial_listeners
-from tuning.budget import TimeBudget
+from tuning.budget import BudgetClock, TimeBudget
 from tuning.trial_listeners import (
     BudgetSplit, CheckpointPruning, Forward, OptunaPruning, ProgressPrinter, Recycle, ReleaseGraphs, SessionWriter,
     WorkerRecycling, standard_listeners,
@@ -50,12 +50,13 @@ def test_a_worker_recycles_after_its_trials(tmp_path):
 
 
 def test_the_budget_is_split_once_after_the_first_trial(tmp_path):
-    budget = TimeBudget(began=time.time(), seconds=3600.0, final_epochs=30, trial_epochs=10)
+    clock = BudgetClock(TimeBudget(began=time.time(), seconds=3600.0, final_epochs=30, trial_epochs=10))
     said: list[str] = []
-    split = BudgetSplit(budget, said.append)
+    split = BudgetSplit(clock, said.append)
     split.trial_ended(stand_in_tuner(tmp_path, ended_here=2, per_epoch=30.0), None, ended())  # not the first: nothing
-    assert not said and budget.search_share == 0.6
+    assert not said and clock.budget.search_share == 0.6
     split.trial_ended(stand_in_tuner(tmp_path, ended_here=1, per_epoch=30.0), None, ended())
+    budget = clock.budget
     # Two 30-epoch members at 30 s an epoch (2000 s with the planning margin) and 72 s to finish
     # leave the search (3600 - 2072) / 3600 of the hour: 25.5 minutes.
     assert budget.search_share == pytest.approx(1528 / 3600) and budget.search_pays
@@ -88,9 +89,9 @@ def kinds(listeners) -> list[type]:
 
 
 def test_a_search_runs_its_steps_in_order_and_a_worker_leaves_the_chiefs_to_the_chief(tmp_path):
-    budget = TimeBudget(began=0.0, seconds=60.0, final_epochs=3)
-    local = standard_listeners(tmp_path, worker=False, say=print, total_trials=5, budget=budget, listen=print)
+    clock = BudgetClock(TimeBudget(began=0.0, seconds=60.0, final_epochs=3))
+    local = standard_listeners(tmp_path, worker=False, say=print, total_trials=5, clock=clock, listen=print)
     assert kinds(local) == [ReleaseGraphs, SessionWriter, Forward, CheckpointPruning, ProgressPrinter, BudgetSplit]
-    worker = standard_listeners(tmp_path, worker=True, say=print, total_trials=5, budget=budget, recycle_after=3)
+    worker = standard_listeners(tmp_path, worker=True, say=print, total_trials=5, clock=clock, recycle_after=3)
     assert kinds(worker) == [ReleaseGraphs, SessionWriter, WorkerRecycling]
     assert kinds(trial_listeners.default_listeners(tmp_path)) == [ReleaseGraphs, SessionWriter]

@@ -11,14 +11,16 @@ well, and a long one mostly to searching. Until that trial has ended, the
 search may use up to `MAX_SEARCH_SHARE`. When the search's share cannot pay
 for `SEARCH_PAYS_TRIALS` full-length trials of that configuration, the
 search ends with that first trial and its time goes to the retraining
-(`search_pays`). Does not own: what is retrained, or how many members of
-how many epochs (`tuning.evaluate.next_member_epochs`).
+(`search_pays`). A `TimeBudget` is frozen: the split after the first trial
+is a new one (`observed`), and `BudgetClock` is the one mutable holder the
+search reads the current split from. Does not own: what is retrained, or
+how many members of how many epochs (`tuning.evaluate.next_member_epochs`).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 # Retrainings the budget keeps room for: a two-member ensemble is the largest single step an
@@ -44,7 +46,7 @@ FINISH_SHARE = 0.02
 MIN_FINISH_SECONDS = 15.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class TimeBudget:
     """The times that a budget of `seconds` from `began` sets for a run.
 
@@ -72,8 +74,8 @@ class TimeBudget:
         """The budget of a run that started at `began` (default: now) with `--time-budget minutes`."""
         return cls(time.time() if began is None else began, minutes * 60, final_epochs, trial_epochs)
 
-    def observe(self, seconds_per_epoch: float, now: Optional[float] = None) -> None:
-        """Sets the split from the measured epoch time of the configuration the retraining will most likely train.
+    def observed(self, seconds_per_epoch: float, now: Optional[float] = None) -> "TimeBudget":
+        """The split set from the measured epoch time of the configuration the retraining will most likely train.
 
         Args:
             seconds_per_epoch: A steady epoch of the first trial (its configuration).
@@ -81,12 +83,11 @@ class TimeBudget:
         """
         now = time.time() if now is None else now
         reserve = RESERVED_MEMBERS * self.final_epochs * seconds_per_epoch / PLAN_MARGIN + self.finish_seconds
-        share = (self.seconds - reserve) / self.seconds
-        self.search_share = min(MAX_SEARCH_SHARE, max(MIN_SEARCH_SHARE, share))
-        affordable = (self.stop_at() - now) / (self.trial_epochs * seconds_per_epoch)
+        split = replace(self, search_share=min(MAX_SEARCH_SHARE, max(MIN_SEARCH_SHARE, (self.seconds - reserve) / self.seconds)))
+        affordable = (split.stop_at() - now) / (self.trial_epochs * seconds_per_epoch)
         if affordable < SEARCH_PAYS_TRIALS:
-            self.search_pays = False
-            self.search_share = max(0.0, (now - self.began) / self.seconds)
+            return replace(split, search_pays=False, search_share=max(0.0, (now - self.began) / self.seconds))
+        return split
 
     @property
     def finish_seconds(self) -> float:
@@ -118,3 +119,30 @@ class TimeBudget:
                 f"of it, less once the first trial shows what {RESERVED_MEMBERS} full retrainings of "
                 f"{self.final_epochs} epochs cost, and none if it cannot afford {SEARCH_PAYS_TRIALS} full trials; "
                 "the retraining fills the rest")  # fmt: skip
+
+
+class BudgetClock:
+    """The search's current split of its time budget: the one thing about the budget that changes, and only once.
+
+    The tuner's gate on new trials, the trials' deadlines and the split after
+    the first trial all read and set the budget here, so the `SearchPlan`
+    that carries the budget stays frozen.
+
+    Args:
+        budget: The budget as the run started.
+    """
+
+    def __init__(self, budget: TimeBudget) -> None:
+        self.budget = budget
+
+    def observe(self, seconds_per_epoch: float, now: Optional[float] = None) -> None:
+        """Sets the split from the first trial's epoch time (`TimeBudget.observed`)."""
+        self.budget = self.budget.observed(seconds_per_epoch, now)
+
+    def start_by(self) -> float:
+        """`time.time()` after which no trial starts, under the current split."""
+        return self.budget.start_by()
+
+    def stop_at(self) -> float:
+        """`time.time()` at which running trials stop, under the current split."""
+        return self.budget.stop_at()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from tuning import events, failures, trial_listeners
+from tuning.budget import BudgetClock
 from tuning.errors import RunError, TuningError
 from tuning.events import Listener, Say
 from tuning.plan import SearchPlan
@@ -104,7 +105,8 @@ def run_search(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say = print
     """
     from tuning import hparams, tuners
 
-    tuner = _make_tuner(plan, hypermodel, feeder, seed, say, listen)
+    clock = BudgetClock(plan.budget) if plan.budget is not None else None
+    tuner = _make_tuner(plan, hypermodel, feeder, seed, say, listen, clock)
     finished_before = len(tuner.oracle.end_order)
     if finished_before:
         say(f"resuming {plan.study_name}: {finished_before} trial(s) already finished")
@@ -115,11 +117,11 @@ def run_search(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say = print
     _reconcile_study(tuner.oracle, say, ending=False)
     with _failures_in_a_row(tuner.oracle, plan.max_failures):
         if plan.role == "chief":
-            _serve_workers(plan, tuner, seed, say)
+            _serve_workers(plan, tuner, seed, say, clock)
         else:
-            tuner.search(epochs=plan.max_epochs, callbacks=_trial_callbacks(plan), verbose=0)
+            tuner.search(epochs=plan.max_epochs, callbacks=_trial_callbacks(plan, clock), verbose=0)
     _reconcile_study(tuner.oracle, say, ending=True)
-    return _outcome(tuner, plan, time.monotonic() - started, feeder.val.size, say)
+    return _outcome(tuner, plan, time.monotonic() - started, feeder.val.size, say, clock)
 
 
 def _reconcile_study(oracle, say: Say, ending: bool) -> None:
@@ -145,19 +147,21 @@ def run_worker(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say = print
     distributed.set_tuner_environment(plan.worker_id, plan.oracle_host, plan.oracle_port)
     distributed.set_chief_timeout(plan.chief_timeout)
     # A worker's trials are its own to log: it appends their events to its host's events.jsonl.
-    tuner = _make_tuner(plan, hypermodel, feeder, seed, say, events.JsonLinesLog(plan.files.log_dir / events.EVENTS_FILE))
+    clock = BudgetClock(plan.budget) if plan.budget is not None else None
+    tuner = _make_tuner(plan, hypermodel, feeder, seed, say, events.JsonLinesLog(plan.files.log_dir / events.EVENTS_FILE), clock)
     say(f"asking the chief at {plan.oracle_address} for trials")
     trials_run, recycled = distributed.work(
-        tuner, plan, epochs=plan.max_epochs, callbacks=_trial_callbacks(plan), verbose=0
+        tuner, plan, epochs=plan.max_epochs, callbacks=_trial_callbacks(plan, clock), verbose=0
     )
     return WorkerResult(plan.worker_id, trials_run, recycled)
 
 
-def _make_tuner(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say, listen: Optional[Listener] = None):
+def _make_tuner(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say, listen: Optional[Listener] = None,
+                clock: Optional[BudgetClock] = None):  # fmt: skip
     from tuning import tuners
 
     try:
-        return tuners.make_tuner(plan, hypermodel, feeder, seed, say, listen)
+        return tuners.make_tuner(plan, hypermodel, feeder, seed, say, listen, clock)
     except (TuningError, KeyboardInterrupt):
         raise
     except Exception as error:  # Keras Tuner builds the default configuration to learn the space
@@ -167,11 +171,11 @@ def _make_tuner(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say, liste
         ) from error
 
 
-def _trial_callbacks(plan: SearchPlan) -> list:
-    """Every trial's callbacks; under a budget, running trials stop at its `stop_at()`, on workers too."""
+def _trial_callbacks(plan: SearchPlan, clock: Optional[BudgetClock]) -> list:
+    """Every trial's callbacks; under a budget, running trials stop at the clock's `stop_at()`, on workers too."""
     from tuning.callbacks import search_callbacks
 
-    return search_callbacks(plan.patience, plan.files.log_dir, plan.budget.stop_at if plan.budget else None)
+    return search_callbacks(plan.patience, plan.files.log_dir, clock.stop_at if clock is not None else None)
 
 
 class _failures_in_a_row:
@@ -195,7 +199,7 @@ class _failures_in_a_row:
         return False
 
 
-def _serve_workers(plan: SearchPlan, tuner, seed: int, say: Say) -> None:
+def _serve_workers(plan: SearchPlan, tuner, seed: int, say: Say, clock: Optional[BudgetClock]) -> None:
     """Serves the search to workers (started here with `plan.workers`), then tidies the checkpoints."""
     from tuning import distributed
 
@@ -211,7 +215,7 @@ def _serve_workers(plan: SearchPlan, tuner, seed: int, say: Say) -> None:
     else:
         say(f"chief serving on {plan.oracle_host}:{port}; start workers with --role worker --oracle {plan.oracle_host}:{port}")
     distributed.serve(tuner, plan.oracle_host, port, say, plan.trials, pool,
-                      start_by=plan.budget.start_by if plan.budget else None)  # fmt: skip
+                      start_by=clock.start_by if clock is not None else None)  # fmt: skip
     failures.check(tuner.oracle, plan.max_failures)
     trial_listeners.CheckpointPruning(plan.keep_checkpoints).prune(tuner)  # workers leave this to the chief
 
@@ -222,7 +226,8 @@ def _worker_spec(plan: SearchPlan, worker_id: str, threads: int, seed: int) -> s
     return json.dumps({**(plan.worker_template or {}), "plan": worker_plan.to_dict(), "seed": seed, "threads": threads})
 
 
-def _outcome(tuner, plan: SearchPlan, seconds: float, validation_size: int, say: Say) -> SearchOutcome:
+def _outcome(tuner, plan: SearchPlan, seconds: float, validation_size: int, say: Say,
+             clock: Optional[BudgetClock]) -> SearchOutcome:  # fmt: skip
     from tuning import selection, trial_times, tuners
 
     counts = selection.trial_counts(tuner.oracle)
@@ -240,6 +245,6 @@ def _outcome(tuner, plan: SearchPlan, seconds: float, validation_size: int, say:
         trial_epochs=selection.trial_epochs(tuner, ended),
         trial_scores=[t.score if t.status == "COMPLETED" else None for t in ended],
         trial_seconds=[times.get(t.trial_id, 0.0) for t in ended], session_table=tuner.session_table,
-        search_paid=None if plan.budget is None else plan.budget.search_pays,
+        search_paid=None if clock is None else clock.budget.search_pays,
         costly_share=selection.costly_share(tuner, [t.trial_id for t in ended], [times.get(t.trial_id, 0.0) for t in ended]),
     )  # fmt: skip

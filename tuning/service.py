@@ -205,7 +205,7 @@ def _load(config: RunConfig, say: Say) -> datasets.Dataset:
 def _announce_retraining(config: RunConfig, plan: search.SearchPlan, outcome: search.SearchOutcome, say: Say) -> None:
     """Says what is retrained, how many members, and what it will cost."""
     seeds, epochs, per_epoch = config.seeds_to_retrain, config.final_epochs, outcome.seconds_per_epoch
-    if plan.budget is not None and not plan.budget.search_pays:
+    if outcome.search_paid is False:
         say("time budget: the search could not afford enough trials to pay for itself; the retraining gets its time")
     members = f"up to {seeds} members" if plan.budget is not None else f"{seeds} seed(s)"
     say(f"best trial {outcome.trial.trial_id}: val_accuracy={outcome.score:.4f}; retraining it with {members}"

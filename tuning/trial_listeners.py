@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from tuning import events, graph_memory, hparams
-from tuning.budget import RESERVED_MEMBERS, SEARCH_PAYS_TRIALS, TimeBudget
+from tuning.budget import RESERVED_MEMBERS, SEARCH_PAYS_TRIALS, BudgetClock
 from tuning.callbacks import OBJECTIVE
 from tuning.events import Listener, Say
 from tuning.progress import progress_line
@@ -185,25 +185,26 @@ class BudgetSplit(TrialListener):
     """After the first trial this process ran (the defaults, on a fresh run), sets the budget's split from its epoch time.
 
     Args:
-        budget: The run's time budget.
+        clock: The search's budget clock, which holds the split.
         say: Where the split is said.
     """
 
-    def __init__(self, budget: TimeBudget, say: Say) -> None:
-        self.budget, self.say = budget, say
+    def __init__(self, clock: BudgetClock, say: Say) -> None:
+        self.clock, self.say = clock, say
 
     def trial_ended(self, tuner, trial, event: events.TrialEnded) -> None:
         per_epoch = tuner.seconds_per_epoch(event.trial_id)
         if tuner.trials_ended_here != 1 or not per_epoch:
             return
-        self.budget.observe(per_epoch)
-        minutes = (self.budget.stop_at() - self.budget.began) / 60
-        if not self.budget.search_pays:
+        self.clock.observe(per_epoch)
+        budget = self.clock.budget
+        minutes = (budget.stop_at() - budget.began) / 60
+        if not budget.search_pays:
             self.say(f"time budget: at {per_epoch:.1f}s an epoch the search cannot afford {SEARCH_PAYS_TRIALS} full "
                      f"trials beside {RESERVED_MEMBERS} full retrainings, so it ends here ({minutes:.1f} min) "
                      "and the retraining of the defaults gets the time")  # fmt: skip
             return
-        self.say(f"time budget: the search gets {self.budget.search_share:.0%} ({minutes:.1f} min); the retraining keeps "
+        self.say(f"time budget: the search gets {budget.search_share:.0%} ({minutes:.1f} min); the retraining keeps "
                  f"the rest for full-length retrainings at {per_epoch:.1f}s an epoch")  # fmt: skip
 
 
@@ -213,7 +214,7 @@ def default_listeners(log_dir: Path) -> list[TrialListener]:
 
 
 def standard_listeners(log_dir: Path, *, worker: bool, say: Say, total_trials: int, keep_checkpoints: str = "best",
-                       budget: TimeBudget | None = None, recycle_after: int | None = None,
+                       clock: BudgetClock | None = None, recycle_after: int | None = None,
                        listen: Listener | None = None) -> list[TrialListener]:  # fmt: skip
     """The listeners of a search's tuner, in the order their steps happen.
 
@@ -228,7 +229,7 @@ def standard_listeners(log_dir: Path, *, worker: bool, say: Say, total_trials: i
         say: Where progress lines go.
         total_trials: The trial cap.
         keep_checkpoints: `--keep-checkpoints`. Defaults to "best".
-        budget: The run's time budget. Defaults to None.
+        clock: The search's budget clock, when the run has a time budget. Defaults to None.
         recycle_after: A worker's `--recycle-after`. Defaults to None.
         listen: The run's event listener. Defaults to None.
     """
@@ -238,4 +239,4 @@ def standard_listeners(log_dir: Path, *, worker: bool, say: Say, total_trials: i
     if worker:
         return chosen + ([WorkerRecycling(recycle_after)] if recycle_after is not None else [])
     chosen += [CheckpointPruning(keep_checkpoints), ProgressPrinter(say, total_trials)]
-    return chosen + ([BudgetSplit(budget, say)] if budget is not None else [])
+    return chosen + ([BudgetSplit(clock, say)] if clock is not None else [])

@@ -29,7 +29,7 @@ import keras_tuner as kt
 
 from search_spaces.base import every_branch
 from tuning import events, hparams, kt_patches, optuna_oracle, proposals, trial_times  # noqa: F401 (kt_patches applies the patches)
-from tuning.budget import TimeBudget
+from tuning.budget import BudgetClock
 from tuning.callbacks import OBJECTIVE
 from tuning.events import Listener, Say
 from tuning.hyperband import HYPERBAND_FACTOR, FittedHyperbandOracle, HyperbandOverOracle, fit_schedule_to_rung
@@ -51,20 +51,20 @@ class ServiceTuner:
             Defaults to None: releasing graphs and writing the HParams sessions.
         session_table: The HParams columns each trial's session fills (`tuning.hparams.columns`).
             Defaults to None: those of the hypermodel.
-        budget: The run's time budget: no trial starts after its `start_by()`. Defaults to None.
+        clock: The search's budget clock: no trial starts after its `start_by()`. Defaults to None.
         max_epochs: The epochs a trial's schedule is built to span (Hyperband's top rung). Defaults to 1.
         **kwargs: Passed to the Keras Tuner tuner.
     """
 
     def __init__(self, *args, feeder: DatasetFeeder, trial_seed: int, log_dir: Path,
                  listeners: list[TrialListener] | None = None, session_table: list | None = None,
-                 budget: TimeBudget | None = None, max_epochs: int = 1, **kwargs):  # fmt: skip
+                 clock: BudgetClock | None = None, max_epochs: int = 1, **kwargs):  # fmt: skip
         self._feeder = feeder
         self._seed = trial_seed
         self._log_dir = log_dir
         self.listeners = list(listeners) if listeners is not None else default_listeners(log_dir)
         self.session_table = session_table
-        self._budget = budget
+        self._clock = clock
         self._max_epochs = max_epochs
         self._ended_here = 0
         self._trial_started = 0.0
@@ -108,7 +108,7 @@ class ServiceTuner:
 
     def pre_create_trial(self):
         super().pre_create_trial()
-        if self._budget is not None and not self._is_worker() and time.time() >= self._budget.start_by():
+        if self._clock is not None and not self._is_worker() and time.time() >= self._clock.start_by():
             stop_starting_trials(self.oracle)
 
     def on_trial_begin(self, trial):
@@ -256,7 +256,7 @@ for _sampler in optuna_oracle.SAMPLERS.names():  # each Optuna sampler is a tune
 
 
 def make_tuner(plan: SearchPlan, hypermodel: kt.HyperModel, feeder: DatasetFeeder, seed: int, say: Say,
-               listen: Listener | None = None) -> kt.Tuner:  # fmt: skip
+               listen: Listener | None = None, clock: BudgetClock | None = None) -> kt.Tuner:  # fmt: skip
     """Builds the plan's tuner over `checkpoints/RUN/`, resuming what is there.
 
     Args:
@@ -266,6 +266,7 @@ def make_tuner(plan: SearchPlan, hypermodel: kt.HyperModel, feeder: DatasetFeede
         seed: Seed of the oracle and of every trial.
         say: Where progress lines go.
         listen: Receives each epoch's and trial's end (`tuning.events`). Defaults to None.
+        clock: The search's budget clock. Defaults to None: a new one over `plan.budget`, if any.
 
     The oracle's first trial is the space's defaults, and a growing share of
     later ones are local moves of the best so far (`tuning.proposals`,
@@ -273,6 +274,8 @@ def make_tuner(plan: SearchPlan, hypermodel: kt.HyperModel, feeder: DatasetFeede
     collection (`exempt_setup_from_gc`), so each trial's collections stay short.
     """
     factory = TUNERS.get(plan.tuner)
+    if clock is None and plan.budget is not None:
+        clock = BudgetClock(plan.budget)
     oracle_args = dict(
         objective=kt.Objective(OBJECTIVE, direction="max"),
         # Keras Tuner's Oracle reads `seed or random.randint(...)`, so seed 0 would
@@ -290,9 +293,9 @@ def make_tuner(plan: SearchPlan, hypermodel: kt.HyperModel, feeder: DatasetFeede
         log_dir=plan.files.log_dir,
         listeners=standard_listeners(
             plan.files.log_dir, worker=plan.role == "worker", say=say, total_trials=plan.trials,
-            keep_checkpoints=plan.keep_checkpoints, budget=plan.budget, recycle_after=plan.recycle_after, listen=listen,
+            keep_checkpoints=plan.keep_checkpoints, clock=clock, recycle_after=plan.recycle_after, listen=listen,
         ),
-        budget=plan.budget,
+        clock=clock,
         max_epochs=plan.max_epochs,
     )
     tuner = factory(plan, common, oracle_args)
