@@ -80,3 +80,15 @@ def test_unwritable_checkpoint_root_is_refused(tmp_path, monkeypatch, capsys):
     blocker.write_text("not a folder")
     assert run.main(["digits", "--checkpoint-root", str(blocker / "sub")]) == 2
     assert "cannot write the checkpoint directory" in capsys.readouterr().err
+
+
+def test_bad_options_are_refused_before_tensorflow_loads():
+    """Parsing and checking the options needs neither TensorFlow nor Keras: bad input is refused in well under a second."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from tuning import run; code = run.main(['digits', '--trials', '0']); "
+             "print(code, 'tensorflow' in sys.modules, 'keras' in sys.modules)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["2", "False", "False"], done.stdout + done.stderr
+    assert done.stderr.strip() == "tuning.run: error: --trials must be at least 1, but got trials=0"
