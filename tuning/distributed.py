@@ -98,8 +98,12 @@ def free_port(host: str) -> int:
 
 def worker_threads(workers: int) -> int:
     """Each local worker's share of the cores this process may use, at least one."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // workers)
+    return max(1, available_cores() // workers)
+
+
+def available_cores() -> int:
+    """The CPU cores this process may use (its affinity where the system says, else every core)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _die_with_parent() -> None:  # pragma: no cover (runs in the child between fork and exec)
