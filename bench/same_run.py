@@ -42,6 +42,10 @@ def run_once(tree: Path, argv: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         env = {**os.environ, "PYTHONPATH": str(tree), "TF_CPP_MIN_LOG_LEVEL": "3"}
         env.pop("TUNING_DATA_DIR", None)
+        where = subprocess.run([sys.executable, "-c", "import tuning, search_spaces; print(tuning.__file__, search_spaces.__file__)"],
+                               cwd=folder, env=env, capture_output=True, text=True).stdout.split()  # fmt: skip
+        if not where or not all(Path(p).resolve().is_relative_to(tree.resolve()) for p in where):
+            raise RuntimeError(f"PYTHONPATH={tree} does not win over the installed package: {where}")
         started = time.monotonic()
         done = subprocess.run([sys.executable, "-m", "tuning.run", *argv], cwd=folder, env=env, capture_output=True,
                               text=True, timeout=1800)  # fmt: skip

@@ -57,9 +57,11 @@ def _assert_complete_search_exported_once(run_dir: Path, output: str, expected_r
     assert sum(line.startswith("trial ") for line in output.splitlines()) == TRIALS  # one progress line per trial
 
 
-# An Optuna tuner with a chief and 2 workers also runs in tests/test_storage.py (journal file,
-# PostgreSQL), with the same checks; the SQLite variant runs with -m slow.
-@pytest.mark.parametrize("tuner", ["random", pytest.param("tpe", marks=pytest.mark.slow)])
+# With -m slow only: the same checks run by default on a chief and 2 workers with Keras Tuner's
+# oracle below (a worker killed mid-trial), and with Optuna's in tests/test_storage.py (journal
+# file, PostgreSQL).
+@pytest.mark.slow
+@pytest.mark.parametrize("tuner", ["random", "tpe"])
 def test_a_chief_and_two_workers_run_each_trial_once_and_export_once(tmp_path, tuner):
     done = run_cli([*COMMON, "--tuner", tuner], tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -115,6 +117,7 @@ def test_a_worker_killed_mid_trial_is_restarted_and_its_trial_retried(tmp_path, 
             parent.kill()
     assert killed_trial is not None, "worker w0 never started a trial"
     assert parent.returncode == 0, stderr[-2000:]
+    assert "starting 2 worker process(es)" in stdout
     assert "worker w0 died (SIGKILL); restarting it (1/3) to retry its trial" in stdout
     # The killed run never ended, so the retry is the trial's one and only ending, on the restarted w0.
     _assert_complete_search_exported_once(run_dir, stdout, {})
@@ -151,10 +154,10 @@ def test_a_worker_whose_chief_is_gone_gives_up_after_the_timeout(tmp_path):
 
 
 def test_workers_split_the_cores_fairly():
-    from tuning import distributed
+    from tuning.cores import worker_threads
 
     cores = len(os.sched_getaffinity(0))
-    assert distributed.worker_threads(1) == cores
-    assert distributed.worker_threads(cores) == 1
-    assert distributed.worker_threads(cores * 4) == 1
+    assert worker_threads(1) == cores
+    assert worker_threads(cores) == 1
+    assert worker_threads(cores * 4) == 1
 

@@ -1,5 +1,6 @@
 """The shape of the package: no import circle (type-only and in-function imports count), the search's modules
-never reach the command line, Keras Tuner's private package only where listed, short functions."""
+never reach the command line, TensorFlow behind one boundary, Keras Tuner's private package only where listed,
+short functions."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def test_no_function_in_tuning_is_longer_than_60_lines_and_no_class_than_150():
 
 
 def test_the_graph_sees_real_imports():
-    # The checks above can fail: service imports search, search (lazily) tuners, and tuners the plan.
+    # The checks above can fail: service imports search, search tuners, and tuners the plan.
     edges = graph()
     assert "search" in edges["service"] and "tuners" in edges["search"] and "config" in edges["service"]
     assert "plan" in edges["tuners"] and "tuners" in edges["distributed"]
@@ -77,9 +78,74 @@ def test_the_graph_sees_real_imports():
 
 # Keras Tuner's private package, where its public API has no equivalent, and why.
 PRIVATE_KERAS_TUNER = {
-    "kt_patches": "the patches themselves: atomic JSON saves, debug printing, a stray print",
+    "kt_patches": "the patches themselves: atomic JSON saves, debug printing, a stray print, ended trials not resumed",
     "distributed": "the chief's gRPC servicer, protos and client timeout, and the oracle's lock",
 }
+
+
+# The front doors refuse bad input before TensorFlow loads (docs/architecture.md).
+FRONT_DOORS = ("run", "worker", "lr_find", "report", "cli_docs")
+HEAVY = {"tensorflow", "keras", "keras_tuner", "optuna", "search_spaces", "tensorboard", "grpc", "sklearn", "scipy",
+         "matplotlib", "absl"}  # fmt: skip
+# Every import inside a function, of the project or of a heavy library, and why it is there.
+LAZY = {
+    ("run", "tuning.service"): "tuning.run's boundary: the engine loads after argv was checked and libraries quieted",
+    ("worker", "tuning.search"): "a local worker process's boundary, after quiet_libraries",
+    ("lr_find", "tuning.lr_range"): "tuning.lr_find's boundary, after argv was checked",
+    ("cli", "tensorflow"): "quiet_libraries loads it with stderr muted: its C++ start-up logs ignore every setting",
+    ("cli", "optuna"): "quiet_libraries: Optuna resets its logger's level when first imported",
+    ("cli", "absl.logging"): "quiet_libraries",
+    ("datasets", "keras"): "Keras's download of MNIST or CIFAR-10, only when no local copy is given",
+    ("datasets", "sklearn.datasets"): "the small digits set, only when it is loaded",
+    ("plots", "matplotlib"): "selecting the Agg backend must not happen on import, in a user's notebook",
+    ("plots", "matplotlib.pyplot"): "after the backend",
+    ("lr_range", "matplotlib"): "as in plots",
+    ("lr_range", "matplotlib.pyplot"): "as in plots",
+}
+
+
+def _imports(path: Path) -> tuple[set[str], set[str]]:
+    """The project's modules (`tuning.x`) and the heavy libraries a module imports: (at the top, inside functions)."""
+    top, inside = set(), set()
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"tuning.{a.name}" for a in node.names] if node.module == "tuning" else [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for name in names:
+            if name.startswith("tuning.") or name.split(".")[0] in HEAVY:
+                (inside if in_function else top).add(name if name.startswith("tuning.") else name)
+        nested = in_function or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        for child in ast.iter_child_nodes(node):
+            visit(child, nested)
+
+    visit(ast.parse(path.read_text()), False)
+    return top, inside
+
+
+def _front_side() -> set[str]:
+    """The front doors and every project module they import at the top, directly or through others."""
+    top_edges = {p.stem: {n.split(".")[1] for n in _imports(p)[0] if n.startswith("tuning.")} for p in PACKAGE.glob("*.py")}
+    found = set(FRONT_DOORS)
+    for door in FRONT_DOORS:
+        found |= reachable(top_edges, door)
+    return found
+
+
+def test_the_front_doors_load_nothing_heavy_before_their_boundary():
+    front = _front_side()
+    assert {"run", "config", "options", "cli", "plan", "text", "datasets"} <= front  # the check sees real imports
+    assert not front & {"service", "search", "tuners", "distributed", "evaluate"}, front
+    heavy = {name: sorted(n for n in _imports(PACKAGE / f"{name}.py")[0] if not n.startswith("tuning.")) for name in front}
+    assert not {name: found for name, found in heavy.items() if found}
+
+
+def test_imports_inside_functions_are_the_boundaries_and_listed_lazy_libraries_only():
+    found = {(p.stem, name) for p in PACKAGE.glob("*.py") for name in _imports(p)[1]}
+    assert found - set(LAZY) == set(), sorted(found - set(LAZY))
+    assert set(LAZY) - found == set(), sorted(set(LAZY) - found)  # no stale entry
 
 
 def test_keras_tuner_private_modules_only_where_listed():

@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
+from tuning import lr_find, report, run
+
 CLI_MD = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 
 
 def _parsers() -> dict[str, Callable[[], argparse.ArgumentParser]]:
-    from tuning import lr_find, report, run
-
     return {"tuning.run": run.build_parser, "tuning.report": report.build_parser, "tuning.lr_find": lr_find.build_parser}
 
 

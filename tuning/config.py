@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from tuning.datasets import DATASETS
-from tuning.distributed import available_cores
+from tuning.cores import available_cores
 from tuning.errors import UsageError
 from tuning.options import NO_DEFAULT, Between, Minutes, OneOf, check_all, minutes_or_none, option
 from tuning.plan import DEFAULT_PRUNER
@@ -47,7 +47,7 @@ MAX_MC_PASSES = 1_000
 MAX_FINAL_SEEDS = 32
 MAX_CHIEF_TIMEOUT = 24 * 60 * 60
 MAX_THREADS = 1_024
-# Each local worker needs a core of its own (`tuning.distributed.worker_threads`).
+# Each local worker needs a core of its own (`tuning.cores.worker_threads`).
 CORES = available_cores()
 DATASET_NAMES = DATASETS.names()
 

@@ -9,9 +9,10 @@ the same id when it dies, so that the chief hands it back the trial it was
 running. The protocol, the servicer and the client are Keras Tuner's; the
 chief's loop is ours only so that it can also stop when its local workers
 are gone, report progress, and shut down on Ctrl-C. Does not own: what a
-trial does (`tuning.tuners`), what a worker process does
-(`tuning.worker`, which `WorkerPool` starts), or what the chief does after
-the search (`tuning.service`).
+trial does (`tuning.tuners`), what a worker does (`tuning.search.join`,
+in the `tuning.worker` process that `WorkerPool` starts), how many cores
+there are (`tuning.cores`), or what the chief does after the search
+(`tuning.service`).
 
 Keras Tuner's private package (`keras_tuner.src`) is used here, and only
 for what its public API lacks: `distribute.oracle_client.TIMEOUT` (a
@@ -33,14 +34,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from tuning import failures
+import grpc
+import tensorflow as tf
+from keras_tuner.src import protos
+from keras_tuner.src.distribute import oracle_chief, oracle_client
+from keras_tuner.src.engine.oracle import synchronized
+
+from tuning import failures, progress, trial_times, tuners
+from tuning.cores import worker_threads
 from tuning.errors import RunError, UsageError
 from tuning.events import Say
+from tuning.plan import RECYCLE_EXIT
+from tuning.trial_listeners import Recycle
 
 CHIEF_ID = "chief"
 POLL_SECONDS = 0.5
 MAX_RESTARTS = 3
-RECYCLE_EXIT = 75  # a worker that ran its --recycle-after trials and wants a fresh process
 STOP_GRACE_SECONDS = 30
 
 
@@ -53,8 +62,6 @@ def set_tuner_environment(tuner_id: str, host: str, port: int) -> None:
 
 def set_chief_timeout(seconds: int) -> None:
     """How long a worker's calls wait for the chief; Keras Tuner's own default is an hour."""
-    from keras_tuner.src.distribute import oracle_client
-
     oracle_client.TIMEOUT = seconds
 
 
@@ -94,16 +101,6 @@ def free_port(host: str) -> int:
             return int(probe.getsockname()[1])
     except OSError as error:
         raise UsageError(f"cannot listen on {host!r} ({error.strerror}); check the host in --oracle") from None
-
-
-def worker_threads(workers: int) -> int:
-    """Each local worker's share of the cores this process may use, at least one."""
-    return max(1, available_cores() // workers)
-
-
-def available_cores() -> int:
-    """The CPU cores this process may use (its affinity where the system says, else every core)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _die_with_parent() -> None:  # pragma: no cover (runs in the child between fork and exec)
@@ -248,10 +245,6 @@ def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Option
         pool: The local workers, if this process started them. Defaults to None.
         start_by: Returns the `time.time()` after which no trial starts. Defaults to None.
     """
-    from keras_tuner.src.distribute import oracle_chief
-
-    from tuning import progress, trial_times, tuners
-
     oracle = tuner.oracle
     oracle.verbose = 0  # the progress lines below replace Keras Tuner's per-trial tables
     tuner.save()
@@ -294,10 +287,6 @@ def serve(tuner, host: str, port: int, say: Say, total_trials: int, pool: Option
 
 def _oracle_server(oracle, host: str, port: int):
     """Keras Tuner's gRPC servicer of `oracle`, bound to `host:port` but not started; refuses a port in use."""
-    import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute import oracle_chief
-
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
     servicer = oracle_chief.OracleServicer(oracle)
     protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
@@ -317,11 +306,7 @@ def _save(oracle) -> None:
     running ones, and on a worker nothing saves it again, so a chief that
     stopped now would retry a finished trial on resume.
     """
-    from keras_tuner.src.engine.oracle import synchronized
-
     synchronized(lambda o: o.save())(oracle)
-
-
 
 
 def work(tuner, plan, **search_kwargs) -> tuple[int, bool]:
@@ -334,10 +319,6 @@ def work(tuner, plan, **search_kwargs) -> tuple[int, bool]:
         plan: The worker's `tuning.plan.SearchPlan`.
         **search_kwargs: Passed to `tuner.search`.
     """
-    import grpc
-
-    from tuning.trial_listeners import Recycle
-
     recycled = False
     try:
         tuner.search(**search_kwargs)
@@ -358,8 +339,6 @@ def work(tuner, plan, **search_kwargs) -> tuple[int, bool]:
 
 def _gpu_count() -> int:
     try:
-        import tensorflow as tf
-
         return len(tf.config.list_physical_devices("GPU"))
     except Exception:  # no TensorFlow GPU support: CPU threads only
         return 0

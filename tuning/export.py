@@ -22,6 +22,7 @@ import numpy as np
 
 from tuning import evaluate, plots
 from tuning.metrics import METRICS_FILE, FinalFigures, RunMetrics, SearchFigures
+from tuning.text import calibration_warning, reproducing_command
 
 MODEL_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
@@ -29,7 +30,6 @@ CONFUSION_PNG = "confusion_matrix.png"
 CURVES_PNG = "learning_curves.png"
 SEARCH_PNG = "search_progress.png"
 GAP_WARNING = 0.01  # a search-to-retrain validation gap above this is called over-fitting
-ECE_WARNING = 0.05  # a test calibration error above this is said plainly
 
 
 @dataclass(frozen=True)
@@ -225,23 +225,6 @@ Each seed's own figures:
 Validation accuracy {val['mean']:.4f} ± {val['std']:.4f} (range {val['min']:.4f} to {val['max']:.4f});
 test accuracy {test['mean']:.4f} ± {test['std']:.4f} (range {test['min']:.4f} to {test['max']:.4f}).
 {verdict}"""
-
-
-def calibration_warning(ece: float) -> str | None:
-    """A plain sentence when the test calibration error is above `ECE_WARNING`, else None."""
-    if ece <= ECE_WARNING:
-        return None
-    return (f"Calibration warning: the expected calibration error is {ece:.3f}, above {ECE_WARNING}: the predicted "
-            "probabilities are not to be read as confidences. Use the predicted class, or recalibrate "
-            "(temperature scaling on held-out data) before relying on the probabilities.")
-
-
-def reproducing_command(metrics: RunMetrics) -> str:
-    """The command that produced the run, with `--seed` added when it was drawn at random."""
-    command = metrics.command
-    if command.startswith("(") or "--seed" in command.split():
-        return command
-    return f"{command} --seed {metrics.seed}"
 
 
 def _trial_epochs_text(search: SearchFigures) -> str:

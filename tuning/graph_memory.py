@@ -19,13 +19,13 @@ next `gc.collect()`, which Keras Tuner and `clear_session` both run).
 
 from __future__ import annotations
 
+from tensorflow.python.framework import ops
+
 CUSTOM_GRADIENT_PREFIX = "CustomGradient-"  # tensorflow/python/ops/custom_gradient.py names each call so
 
 
 def _custom_gradients() -> tuple[dict, list[str]]:
     """TensorFlow's gradient table and its per-call names; `({}, [])` where this TensorFlow has no such table."""
-    from tensorflow.python.framework import ops
-
     entries = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
     if not isinstance(entries, dict):
         return {}, []

@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 from tuning.cli import Parser, quiet_libraries, run_command
 from tuning.errors import UsageError
+from tuning.text import format_values
 
 PROG = "tuning.lr_find"
 
@@ -109,18 +110,12 @@ def parse_config(argv: Sequence[str]) -> FindConfig:
 
 def find(config: FindConfig, say=print):
     """Runs the range test described by `config`; returns the result and the output paths."""
-    import search_spaces
-    from search_spaces.base import SpaceContext
-    from tuning import datasets, lr_range
-    from tuning.pipeline import SplitFeeder
+    from tuning import lr_range  # the boundary: TensorFlow loads here, after the command line was checked
 
-    space_class = search_spaces.get(config.space)
-    dataset = datasets.load_dataset(config.dataset, config.data_dir)
-    hypermodel = space_class(SpaceContext.for_dataset(dataset, batch_size=config.batch_size))
     try:
-        result, hp = lr_range.space_range_test(
-            hypermodel, SplitFeeder(dataset.train), config.overrides, seed=config.seed,
-            steps=config.steps, min_lr=config.min_lr, max_lr=config.max_lr,
+        result, hp = lr_range.dataset_range_test(
+            config.dataset, config.space, config.overrides, data_dir=config.data_dir, batch_size=config.batch_size,
+            seed=config.seed, steps=config.steps, min_lr=config.min_lr, max_lr=config.max_lr,
         )  # fmt: skip
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -136,8 +131,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if "--debug" not in argv:
             quiet_libraries()
         result, hp, (csv_path, png_path) = find(config)
-        from tuning.text import format_values
-
         stop = f"diverged at {result.diverged_at:.2e}" if result.diverged_at else "did not diverge"
         print(f"configuration: {format_values({k: v for k, v in hp.values.items() if k != 'learning_rate'})}")
         print(f"{len(result.losses)} batches, learning rate {result.learning_rates[0]:.1e} to "

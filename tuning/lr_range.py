@@ -2,9 +2,10 @@
 
 Owns: `ExponentialLearningRate` (a small, deep-copyable Keras callback that
 sets the rate before each batch, records each batch's loss and stops when the
-loss diverges), the suggestion drawn from the curve, and the CSV and plot.
-Does not own: choosing the model or the data (`tuning.lr_find`,
-`tuning.service`).
+loss diverges), the suggestion drawn from the curve, the CSV and plot, and
+running the test on a registered dataset and space (`dataset_range_test`).
+Does not own: the command line (`tuning.lr_find`) or when a run tests
+(`tuning.service`, `--lr-range auto`).
 
 The suggestion follows the usual reading of the curve: the loss is lowest at
 some rate `r_min`, and a good constant rate is about ten times lower. The
@@ -20,8 +21,14 @@ from pathlib import Path
 from typing import Optional
 
 import keras
+import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
+
+import search_spaces
+from search_spaces.base import SpaceContext
+from tuning import datasets
+from tuning.pipeline import SplitFeeder
 
 SMOOTHING = 0.9
 DIVERGENCE_FACTOR = 4.0
@@ -188,8 +195,6 @@ def space_range_test(hypermodel, train_feeder, overrides: dict, seed: int = 0, s
         ValueError: An override names no hyperparameter of the space, or a
             value the space does not offer.
     """
-    import keras_tuner as kt
-
     hp = kt.HyperParameters()
     hp.values.update(overrides)  # seeding values makes the space's own declarations take them
     hp.values["lr_schedule"] = "constant"
@@ -215,3 +220,24 @@ def space_range_test(hypermodel, train_feeder, overrides: dict, seed: int = 0, s
     steps = steps or math.ceil(train_feeder.size / batch_size)
     result = range_test(model, train_feeder.batches(batch_size, shuffle=True, seed=seed), steps, min_lr, max_lr)
     return result, hp
+
+
+def dataset_range_test(dataset: str, space: str, overrides: dict, data_dir: Optional[str] = None,
+                       batch_size: Optional[int] = None, **test_options):  # fmt: skip
+    """Runs the range test on one configuration of a registered space, on a registered dataset's training split.
+
+    Args:
+        dataset: A name in `tuning.datasets.DATASETS`.
+        space: A name in `search_spaces.SPACES`.
+        overrides: Hyperparameter values to fix, e.g. `{"optimizer": "sgd"}`.
+        data_dir: Offline data. Defaults to None.
+        batch_size: A fixed batch size. Defaults to None (the space's default).
+        **test_options: `seed`, `steps`, `min_lr` and `max_lr` of `space_range_test`.
+
+    Returns:
+        `(RangeTestResult, hyperparameters used)`, as `space_range_test`.
+    """
+    space_class = search_spaces.get(space)
+    data = datasets.load_dataset(dataset, data_dir)
+    hypermodel = space_class(SpaceContext.for_dataset(data, batch_size=batch_size))
+    return space_range_test(hypermodel, SplitFeeder(data.train), overrides, **test_options)

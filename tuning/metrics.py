@@ -138,8 +138,12 @@ def _part(kind, raw: dict):
     return kind(**{f.name: raw.get(f.name) for f in dataclasses.fields(kind)})
 
 
-def machine() -> dict:
-    """The processor, core count and any GPUs TensorFlow sees."""
+def machine(gpus: list[str]) -> dict:
+    """The processor, the core count and the GPUs given.
+
+    Args:
+        gpus: The names of the GPUs TensorFlow sees (`tf.config.list_physical_devices("GPU")`).
+    """
     processor = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -148,9 +152,6 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    import tensorflow as tf
-
-    gpus = [gpu.name for gpu in tf.config.list_physical_devices("GPU")]
     return {"processor": processor, "cpu_count": os.cpu_count(), "gpus": gpus}
 
 

@@ -26,6 +26,7 @@ import keras_tuner as kt
 import numpy as np
 import optuna
 from keras_tuner.engine import hyperparameters as hp_module
+from optuna.storages.journal import JournalFileBackend
 
 from search_spaces.base import default_values
 from tuning import proposals
@@ -82,8 +83,6 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         if not url[len(JOURNAL_PREFIX):] or not path.parent.is_dir():
             raise UsageError(f"--storage {url!r}: the journal's folder {str(path.parent)!r} does not exist; create it "
                              "or give journal:PATH in an existing folder")  # fmt: skip
-        from optuna.storages.journal import JournalFileBackend
-
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     try:
         return optuna.storages.get_storage(url)

@@ -1,24 +1,48 @@
-"""What a search needs to know: `SearchPlan`, below every module that uses it.
+"""What a search needs to know: `SearchPlan`, and what a worker needs: `WorkerSpec`; below every module that uses them.
 
 Owns: the plan's fields and its JSON form (a chief sends it to its worker
-processes). It sits low in the import graph so that `tuning.tuners`,
+processes), a worker's spec (the plan, the chief's data and space, its seed
+and threads) and the exit code a recycled worker process ends with. It sits
+low in the import graph and imports nothing heavy, so that `tuning.tuners`,
 `tuning.distributed`, `tuning.worker` and `tuning.search` can all import it
-without a circle. Does not own: building it from the command line
-(`tuning.service.search_plan`) or running it (`tuning.search`).
+without a circle, and a worker process reads its spec before TensorFlow
+loads. Does not own: building them from the command line
+(`tuning.service.search_plan`) or running them (`tuning.search`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from tuning.budget import TimeBudget
 from tuning.run_files import RunFiles
 
 # The Optuna pruner when --pruner is not given.
 DEFAULT_PRUNER = "median"
+RECYCLE_EXIT = 75  # a worker that ran its --recycle-after trials and wants a fresh process
+
+
+@dataclass(frozen=True)
+class WorkerTemplate:
+    """What a worker needs besides its plan to rebuild its chief's data and space.
+
+    Args:
+        dataset: The dataset's registered name.
+        space: The search space's registered name.
+        identity: The options it must share with its chief (`RunConfig.identity()`).
+        data_dir: Offline data. Defaults to None.
+        batch_size: A fixed batch size. Defaults to None (searched).
+    """
+
+    dataset: str
+    space: str
+    identity: dict[str, Any]
+    data_dir: Optional[str] = None
+    batch_size: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -47,8 +71,8 @@ class SearchPlan:
         recycle_after: Trials after which a worker process is replaced. Defaults to None.
         budget: The run's time budget. Defaults to None.
         worker_template: What a local worker process needs besides this plan
-            to rebuild the data and the space (`tuning.worker.WorkerSpec`'s
-            other fields), for a chief with `workers`. Defaults to None.
+            to rebuild the data and the space, for a chief with `workers`.
+            Defaults to None.
     """
 
     tuner: str
@@ -71,7 +95,7 @@ class SearchPlan:
     chief_timeout: int = 300
     recycle_after: Optional[int] = None
     budget: Optional[TimeBudget] = None
-    worker_template: Optional[dict] = field(default=None, compare=False)
+    worker_template: Optional[WorkerTemplate] = field(default=None, compare=False)
 
     @property
     def storage(self) -> str:
@@ -84,6 +108,7 @@ class SearchPlan:
     def to_dict(self) -> dict:
         """Plain data for JSON, as a chief sends the plan to its workers."""
         found = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("files", "budget")}
+        found["worker_template"] = None if self.worker_template is None else dataclasses.asdict(self.worker_template)
         found["files"] = {"run_dir": str(self.files.run_dir), "log_dir": str(self.files.log_dir)}
         found["budget"] = None if self.budget is None else dataclasses.asdict(self.budget)
         return found
@@ -93,4 +118,32 @@ class SearchPlan:
         data = dict(data)
         data["files"] = RunFiles(Path(data["files"]["run_dir"]), Path(data["files"]["log_dir"]))
         data["budget"] = None if data.get("budget") is None else TimeBudget(**data["budget"])
+        data["worker_template"] = None if data.get("worker_template") is None else WorkerTemplate(**data["worker_template"])
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What one worker needs: its plan, its chief's data and space, its seed and its threads.
+
+    Args:
+        plan: The search, with `role="worker"` and the worker's id.
+        template: The chief's data, space and shared options.
+        seed: The seed it was asked for; it must be the chief's. Defaults to None.
+        threads: TensorFlow CPU threads. Defaults to None (all cores).
+    """
+
+    plan: SearchPlan
+    template: WorkerTemplate
+    seed: Optional[int] = None
+    threads: Optional[int] = None
+
+    def to_json(self) -> str:
+        """The JSON a local worker process starts from (`python -m tuning.worker SPEC`)."""
+        return json.dumps({"plan": self.plan.to_dict(), "template": dataclasses.asdict(self.template),
+                           "seed": self.seed, "threads": self.threads})  # fmt: skip
+
+    @classmethod
+    def from_json(cls, text: str) -> "WorkerSpec":
+        data = json.loads(text)
+        return cls(SearchPlan.from_dict(data["plan"]), WorkerTemplate(**data["template"]), data["seed"], data["threads"])

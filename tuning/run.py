@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 from tuning.cli import Parser, quiet_libraries, run_command
 from tuning.config import RunConfig
 from tuning.options import add_arguments, from_arguments
+from tuning.text import calibration_warning, format_values, reproducing_command
 
 PROG = "tuning.run"
 
@@ -40,9 +41,6 @@ def parse_config(argv: Sequence[str]) -> tuple[RunConfig, bool]:
 
 def summary(result) -> str:
     """The closing lines: best hyperparameters, accuracy, where things are."""
-    from tuning.export import calibration_warning, reproducing_command
-    from tuning.text import format_values
-
     record = result.record
     final, search = record.final, record.search
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(search.trials_by_status.items()))
@@ -81,7 +79,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         config, debug = parse_config(argv)
         if not debug:
             quiet_libraries()
-        from tuning import service
+        from tuning import service  # the boundary: TensorFlow loads here, after argv was checked
 
         result = service.run(config, say=lambda line: print(line, flush=True))
         if isinstance(result, service.WorkerResult):

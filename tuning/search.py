@@ -2,7 +2,9 @@
 
 Owns: running a search (its `SearchPlan`, in `tuning.plan`, is built from the
 command line by `tuning.service` and sent to worker processes as JSON) in one
-process or as a chief serving workers, a worker's side of it, turning the
+process or as a chief serving workers, a worker's side of it (`join`: from
+its `WorkerSpec` to its last trial, for `--role worker` on any host and for
+the local worker processes of `tuning.worker`), turning the
 stop after too many failed trials in a row into one line, and choosing, after the
 search, the configuration to retrain (`SearchOutcome`). The pieces are
 `tuning.tuners` (the tuners), `tuning.optuna_oracle`, `tuning.distributed`
@@ -15,18 +17,24 @@ the search.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
-from tuning import events, failures, trial_listeners
+import search_spaces
+import tensorflow as tf
+from search_spaces.base import SpaceContext
+from tuning import datasets, distributed, events, failures, hparams, selection, trial_listeners, trial_times, tuners
 from tuning.budget import BudgetClock
-from tuning.errors import RunError, TuningError
+from tuning.callbacks import search_callbacks
+from tuning.errors import RunError, TuningError, UsageError
 from tuning.events import Listener, Say
-from tuning.plan import SearchPlan
+from tuning.lock import RunLock
+from tuning.pipeline import DatasetFeeder
+from tuning.plan import SearchPlan, WorkerSpec
+from tuning.run_files import choose_seed
 
-__all__ = ["SearchPlan", "SearchOutcome", "WorkerResult", "run_search", "run_worker"]
+__all__ = ["SearchPlan", "SearchOutcome", "WorkerResult", "run_search", "run_worker", "join"]
 
 
 @dataclass(frozen=True)
@@ -103,8 +111,6 @@ def run_search(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say = print
         say: Where progress lines go. Defaults to `print`.
         listen: Receives each trial's events (`tuning.events`). Defaults to None.
     """
-    from tuning import hparams, tuners
-
     clock = BudgetClock(plan.budget) if plan.budget is not None else None
     tuner = _make_tuner(plan, hypermodel, feeder, seed, say, listen, clock)
     finished_before = len(tuner.oracle.end_order)
@@ -142,8 +148,6 @@ def run_worker(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say = print
         seed: The chief's seed, so that trial `i` gets the same seed on any worker.
         say: Where messages go. Defaults to `print`.
     """
-    from tuning import distributed
-
     distributed.set_tuner_environment(plan.worker_id, plan.oracle_host, plan.oracle_port)
     distributed.set_chief_timeout(plan.chief_timeout)
     # A worker's trials are its own to log: it appends their events to its host's events.jsonl.
@@ -156,10 +160,42 @@ def run_worker(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say = print
     return WorkerResult(plan.worker_id, trials_run, recycled)
 
 
+def join(spec: WorkerSpec, say: Say = print) -> WorkerResult:
+    """Joins the chief's search as one worker and runs its trials until it says stop.
+
+    Waits for the chief's run file, checks that this worker may join (the
+    same options and seed), loads the data, builds the space with the
+    chief's learning-rate bounds, and runs the trials (`run_worker`).
+
+    Args:
+        spec: The worker's plan, its chief's data and space, its seed and threads.
+        say: Where messages go. Defaults to `print`.
+    """
+    plan, template = spec.plan, spec.template
+    files = plan.files
+    files.wait_for_run_file(plan.chief_timeout, say)
+    previous = files.previous(template.identity, overwrite=False, worker=True)
+    if plan.budget is not None and previous.get("budget_began"):  # the chief's clock, not this worker's start
+        plan = replace(plan, budget=replace(plan.budget, began=float(previous["budget_began"])))
+    seed = choose_seed(None, previous, overwrite=False)
+    if spec.seed is not None and spec.seed != seed:
+        raise UsageError(f"--seed must match the chief's seed {seed}, but got seed={spec.seed}; drop --seed on workers")
+    if spec.threads is not None:
+        tf.config.threading.set_intra_op_parallelism_threads(spec.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(spec.threads)
+    dataset = datasets.load_dataset(template.dataset, template.data_dir)
+    lr_bounds = previous.get("learning_rate_bounds")
+    with RunLock(files.run_dir, name=f".worker-{plan.worker_id}.lock"):
+        context = SpaceContext.for_dataset(
+            dataset, batch_size=template.batch_size, epochs=plan.max_epochs,
+            learning_rate_bounds=tuple(lr_bounds) if lr_bounds else None,
+            regularization_floor=bool(template.identity.get("regularization_floor")),
+        )  # fmt: skip
+        return run_worker(plan, search_spaces.get(template.space)(context), DatasetFeeder(dataset), seed, say)
+
+
 def _make_tuner(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say, listen: Optional[Listener] = None,
                 clock: Optional[BudgetClock] = None):  # fmt: skip
-    from tuning import tuners
-
     try:
         return tuners.make_tuner(plan, hypermodel, feeder, seed, say, listen, clock)
     except (TuningError, KeyboardInterrupt):
@@ -173,8 +209,6 @@ def _make_tuner(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say, liste
 
 def _trial_callbacks(plan: SearchPlan, clock: Optional[BudgetClock]) -> list:
     """Every trial's callbacks; under a budget, running trials stop at the clock's `stop_at()`, on workers too."""
-    from tuning.callbacks import search_callbacks
-
     return search_callbacks(plan.patience, plan.files.log_dir, clock.stop_at if clock is not None else None)
 
 
@@ -201,8 +235,6 @@ class _failures_in_a_row:
 
 def _serve_workers(plan: SearchPlan, tuner, seed: int, say: Say, clock: Optional[BudgetClock]) -> None:
     """Serves the search to workers (started here with `plan.workers`), then tidies the checkpoints."""
-    from tuning import distributed
-
     port = plan.oracle_port or distributed.free_port(plan.oracle_host)
     distributed.set_tuner_environment(distributed.CHIEF_ID, plan.oracle_host, port)
     served = dataclasses.replace(plan, oracle_port=port)
@@ -223,13 +255,11 @@ def _serve_workers(plan: SearchPlan, tuner, seed: int, say: Say, clock: Optional
 def _worker_spec(plan: SearchPlan, worker_id: str, threads: int, seed: int) -> str:
     """The JSON a local worker process starts from (`python -m tuning.worker SPEC`)."""
     worker_plan = dataclasses.replace(plan, role="worker", workers=None, worker_id=worker_id, worker_template=None)
-    return json.dumps({**(plan.worker_template or {}), "plan": worker_plan.to_dict(), "seed": seed, "threads": threads})
+    return WorkerSpec(worker_plan, plan.worker_template, seed, threads).to_json()
 
 
 def _outcome(tuner, plan: SearchPlan, seconds: float, validation_size: int, say: Say,
              clock: Optional[BudgetClock]) -> SearchOutcome:  # fmt: skip
-    from tuning import selection, trial_times, tuners
-
     counts = selection.trial_counts(tuner.oracle)
     if not counts.get("COMPLETED"):
         raise RunError(f"no trial completed ({counts}); see the reasons above")

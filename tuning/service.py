@@ -5,7 +5,7 @@ afresh, search, retrain, evaluate once, export), turning the `RunConfig`
 into the search's `SearchPlan` and a worker's `WorkerSpec`, and the
 `RunResult`. Each step is someone else's: data (`tuning.datasets`), the files
 of a run (`tuning.run_files`), spaces (`search_spaces`), the search
-(`tuning.search`), a worker (`tuning.worker`), HParams (`tuning.hparams`),
+(`tuning.search`, a worker's side too), HParams (`tuning.hparams`),
 retraining and the test evaluation (`tuning.evaluate`), the record
 (`tuning.metrics`) and the files of the export (`tuning.export`). Nothing
 under `checkpoints/` changes until the input has been checked and the data
@@ -21,17 +21,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 import search_spaces
 from search_spaces._optimizers import ANNEALING_SCHEDULES
 from search_spaces.base import SpaceContext
-from tuning import datasets, events, search, worker
+from tuning import datasets, distributed, evaluate, events, export, hparams, lr_range, optuna_oracle, search, tuners
 from tuning.budget import TimeBudget
 from tuning.config import RunConfig
 from tuning.errors import UsageError
 from tuning.events import Listener, Say
 from tuning.lock import RunLock
 from tuning.metrics import DatasetFigures, FinalFigures, RunMetrics, SearchFigures, machine, versions
+from tuning.pipeline import DatasetFeeder
+from tuning.plan import WorkerSpec, WorkerTemplate
 from tuning.run_files import choose_seed
 from tuning.search import WorkerResult
 
@@ -75,13 +78,10 @@ def run(config: RunConfig, say: Say = print, listen: Listener | None = None) -> 
     began = time.time()
     space_class = _preflight(config)
     if config.role == "worker":
-        return worker.run(worker_spec(config, began), say)
+        return search.join(worker_spec(config, began), say)
     files = config.files
     previous = files.previous(config.identity(), config.overwrite)
     dataset = _load(config, say)
-    from tuning import export  # imported here so that bad input is refused before TensorFlow starts
-    from tuning.pipeline import DatasetFeeder
-
     with RunLock(files.run_dir):
         seed = choose_seed(config.seed, previous, config.overwrite)
         if config.overwrite:
@@ -142,31 +142,29 @@ def search_plan(config: RunConfig, began: float) -> search.SearchPlan:
     role = config.role or ("chief" if config.workers else "local")
     budget = None if config.time_budget is None else TimeBudget.of_minutes(
         config.time_budget, config.final_epochs, config.max_epochs, began)
-    template = {"dataset": config.dataset, "space": config.space_name, "identity": config.identity(),
-                "data_dir": config.data_dir, "batch_size": config.batch_size}  # fmt: skip
     return search.SearchPlan(
         tuner=config.tuner, trials=config.trials, max_epochs=config.max_epochs, patience=config.patience,
         max_failures=config.max_failures, keep_checkpoints=config.keep_checkpoints, local_share=config.local_share,
         files=config.files, study_name=config.run_name, space=config.space_name, pruner=config.pruner_name,
         storage_url=config.storage, role=role, oracle_host=host, oracle_port=port, workers=config.workers,
         worker_id=config.worker_name if role == "worker" else None, chief_timeout=config.chief_timeout,
-        recycle_after=config.recycle_after, budget=budget, worker_template=template if config.workers else None,
+        recycle_after=config.recycle_after, budget=budget, worker_template=worker_template(config) if config.workers else None,
     )  # fmt: skip
 
 
-def worker_spec(config: RunConfig, began: float) -> worker.WorkerSpec:
+def worker_template(config: RunConfig) -> WorkerTemplate:
+    """What a worker needs besides its plan to rebuild this run's data and space."""
+    return WorkerTemplate(dataset=config.dataset, space=config.space_name, identity=config.identity(),
+                          data_dir=config.data_dir, batch_size=config.batch_size)  # fmt: skip
+
+
+def worker_spec(config: RunConfig, began: float) -> WorkerSpec:
     """What `--role worker` needs: the plan, the data, the space, and what it must share with its chief."""
-    return worker.WorkerSpec(
-        plan=search_plan(config, began), dataset=config.dataset, space=config.space_name,
-        identity=config.identity(), data_dir=config.data_dir, batch_size=config.batch_size,
-        seed=config.seed, threads=config.threads,
-    )  # fmt: skip
+    return WorkerSpec(search_plan(config, began), worker_template(config), seed=config.seed, threads=config.threads)
 
 
 def _preflight(config: RunConfig):
     """Every name and folder checked before anything is touched; returns the space's class."""
-    from tuning import optuna_oracle, tuners
-
     space_class = search_spaces.get(config.space_name)
     tuners.TUNERS.get(config.tuner)
     if config.tuner in optuna_oracle.SAMPLERS.names():
@@ -179,14 +177,10 @@ def _preflight(config: RunConfig):
     if config.role != "worker":  # a busy run is refused now, not after the data has loaded
         RunLock(config.run_dir).check_free()
     if config.role == "worker" or config.workers or config.role == "chief":
-        from tuning import distributed
-
         distributed.check_address(*config.oracle_address(), serve=config.role != "worker")
     if config.storage is not None and config.tuner in optuna_oracle.SAMPLERS.names():
         optuna_oracle.open_storage(config.storage)  # an unreachable server is refused before anything is touched
-    if config.threads is not None and config.role != "worker":  # a worker sets its own (`tuning.worker`)
-        import tensorflow as tf
-
+    if config.threads is not None and config.role != "worker":  # a worker sets its own (`tuning.search.join`)
         tf.config.threading.set_intra_op_parallelism_threads(config.threads)
         tf.config.threading.set_inter_op_parallelism_threads(config.threads)
     return space_class
@@ -229,8 +223,6 @@ def _retrain(config, plan, outcome, space_class, context, feeder, dataset, seed:
 
     Returns the retrained members with their validation scores, and the most epochs one was given.
     """
-    from tuning import evaluate, hparams
-
     _announce_retraining(config, plan, outcome, say)
     hp = outcome.hyperparameters
     annealing = hp.values.get("lr_schedule") in ANNEALING_SCHEDULES
@@ -292,8 +284,6 @@ class _Assessment:
 
 def _assess(config: RunConfig, retrains: list, epoch_budget: int, dataset, outcome: search.SearchOutcome) -> _Assessment:
     """Averages the retrained seeds into the export, then reads the test set, once."""
-    from tuning import evaluate, export, hparams
-
     # The export averages every retrained seed, so no score chooses among them.
     shown, shown_val = max(retrains, key=lambda pair: pair[1]["accuracy"])
     # What is evaluated is exactly what is saved: the average, without its training-only layers.
@@ -319,8 +309,6 @@ def _assess(config: RunConfig, retrains: list, epoch_budget: int, dataset, outco
 def _record(config: RunConfig, seed: int, dataset, outcome: search.SearchOutcome, assessed: _Assessment,
             lr_bounds) -> RunMetrics:  # fmt: skip
     """The run's figures, as `metrics.json` holds them."""
-    from tuning import evaluate, optuna_oracle
-
     final = assessed
     val_spread = evaluate.spread([s["val_accuracy"] for s in final.per_seed])
     optuna = ({"pruner": config.pruner_name, "storage": config.storage_url, "study_name": config.run_name}
@@ -356,7 +344,7 @@ def _record(config: RunConfig, seed: int, dataset, outcome: search.SearchOutcome
             history=final.shown.history,
         ),
         learning_rate_range_test=None if lr_bounds is None else {"bounds": list(lr_bounds)},
-        machine=machine(), versions=versions(),
+        machine=machine([gpu.name for gpu in tf.config.list_physical_devices("GPU")]), versions=versions(),
     )  # fmt: skip
 
 
@@ -399,8 +387,6 @@ def _learning_rate_bounds(config, dataset, space_class, feeder, seed, previous, 
         low, high = previous["learning_rate_bounds"]
         say(f"learning-rate range test: reusing bounds {low:.2e} to {high:.2e} from the first run")
         return (low, high)
-    from tuning import lr_range
-
     probe = space_class(SpaceContext.for_dataset(dataset, batch_size=config.batch_size, epochs=config.max_epochs))
     result, _ = lr_range.space_range_test(probe, feeder.train, {}, seed=seed)
     lr_range.write_outputs(result, config.log_dir / "lr_range", f"{config.run_name}: learning-rate range test")

@@ -5,6 +5,10 @@ Owns nothing but formatting; imports nothing heavy, so `tuning.report` starts fa
 
 from __future__ import annotations
 
+from tuning.metrics import RunMetrics
+
+ECE_WARNING = 0.05  # a test calibration error above this is said plainly
+
 
 def format_values(values: dict) -> str:
     """Hyperparameters in brief: `units=1024×2,128 act=relu lr=1.2e-03 ...`."""
@@ -30,3 +34,20 @@ def compress(items: list) -> str:
         else:
             runs.append([item, 1])
     return ",".join(f"{value}×{count}" if count > 1 else f"{value}" for value, count in runs)
+
+
+def calibration_warning(ece: float) -> str | None:
+    """A plain sentence when the test calibration error is above `ECE_WARNING`, else None."""
+    if ece <= ECE_WARNING:
+        return None
+    return (f"Calibration warning: the expected calibration error is {ece:.3f}, above {ECE_WARNING}: the predicted "
+            "probabilities are not to be read as confidences. Use the predicted class, or recalibrate "
+            "(temperature scaling on held-out data) before relying on the probabilities.")
+
+
+def reproducing_command(metrics: RunMetrics) -> str:
+    """The command that produced the run, with `--seed` added when it was drawn at random."""
+    command = metrics.command
+    if command.startswith("(") or "--seed" in command.split():
+        return command
+    return f"{command} --seed {metrics.seed}"

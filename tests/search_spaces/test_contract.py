@@ -46,6 +46,9 @@ def test_random_draws_build_and_fit_one_batch(name):
         assert model.count_params() > 0
         assert model.output_shape == (None, dataset.n_classes)
         assert hp.get("batch_size") > 0
+        # One batch, eagerly: tracing a 30-layer draw's train step costs seconds and proves nothing about the
+        # space; every search test fits in graph mode.
+        model.run_eagerly = True
         history = model.fit(dataset.train.x[:16], dataset.train.y[:16], epochs=1, verbose=0)
         assert np.isfinite(history.history["loss"][0]) or hp.get("learning_rate") > 1e-2
         probabilities = model.predict(dataset.val.x[:4], verbose=0)
