@@ -24,9 +24,8 @@ from typing import Any, Optional
 import search_spaces
 import tensorflow as tf
 from search_spaces.base import SpaceContext
-from tuning import datasets, distributed, events, failures, hparams, selection, trial_listeners, trial_times, tuners
+from tuning import callbacks, datasets, distributed, events, failures, hparams, selection, trial_listeners, trial_times, tuners
 from tuning.budget import BudgetClock
-from tuning.callbacks import search_callbacks
 from tuning.errors import RunError, TuningError, UsageError
 from tuning.events import Listener, Say
 from tuning.lock import RunLock
@@ -209,7 +208,7 @@ def _make_tuner(plan: SearchPlan, hypermodel, feeder, seed: int, say: Say, liste
 
 def _trial_callbacks(plan: SearchPlan, clock: Optional[BudgetClock]) -> list:
     """Every trial's callbacks; under a budget, running trials stop at the clock's `stop_at()`, on workers too."""
-    return search_callbacks(plan.patience, plan.files.log_dir, clock.stop_at if clock is not None else None)
+    return callbacks.search_callbacks(plan.patience, plan.files.log_dir, clock.stop_at if clock is not None else None)
 
 
 class _failures_in_a_row:
