@@ -206,8 +206,8 @@ def _announce_retraining(config: RunConfig, plan: search.SearchPlan, outcome: se
         + (" and exporting their average" if seeds > 1 else ""))  # fmt: skip
     if plan.budget is not None:
         say(f"time budget: the retraining fills the {plan.budget.end() - time.time():.0f}s left, less the test evaluation "
-            f"and export, with members of up to {epochs} epochs ({per_epoch or float('nan'):.1f}s an epoch), "
-            "each planned when it starts")  # fmt: skip
+            f"and export, with members of {epochs} epochs stretched up to {evaluate.MAX_STRETCH * epochs} "
+            f"({per_epoch or float('nan'):.1f}s an epoch), each planned when it starts")  # fmt: skip
     else:
         say(_retraining_cost(seeds, epochs, per_epoch, budgeted=False))
 
