@@ -83,6 +83,7 @@ def test_spread():
     (44, 1.0, 2.0, 8, True, 46),      # the member's overhead comes out of its share (42 s, planned 10% longer)
     (8, 1.0, 0.0, 5, False, None),    # a later member of 8 epochs (< a third of 30) would pull the average down
     (12, 1.0, 0.0, 5, False, 13),     # ... one of 12 is worth training (planned 10% longer)
+    (21, 0.26, 3.3, 7, False, 27),    # one member of 60 epochs would leave 2 s idle: two of 27 instead
     (9.5, 1.0, 0.0, 5, False, None),  # ... but not one that fits 9 epochs, however it is planned
     (0, 1.0, 0.0, 3, True, 1),        # the first member always trains, one epoch at least
     (1000, 1.0, 0.0, 0, False, None), # the seed cap is reached
@@ -111,7 +112,7 @@ def fill(planner: evaluate.MemberPlanner, real_seconds_per_epoch: list[float], o
         trained = next((k for k in range(1, epochs + 1) if started + k * per_epoch >= deadline), epochs)
         member = fake_member(trained, per_epoch)
         now += trained * per_epoch + overhead + evaluation
-        planner.record(member, trained * per_epoch + overhead + evaluation, evaluation)
+        planner.record(member, trained * per_epoch + overhead + evaluation, evaluate.PassTimes(evaluation, evaluation))
         planned.append(trained)
     finish = evaluate.EXPORT_SECONDS + len(planned) * evaluation * planner.test_per_validation * (
         planner.mc_passes + evaluate.FINISH_PASSES)  # fmt: skip
@@ -128,6 +129,17 @@ def test_the_members_fill_the_budget(end, per_epoch):
     planned, ended = fill(planner(end, per_epoch), [per_epoch])
     assert 0.93 * end <= ended <= end + per_epoch, (planned, ended)  # the last member may end an epoch late
     assert max(planned) <= 60 and len(planned) < 8  # the cap did not end it
+
+
+@pytest.mark.parametrize("end, per_epoch", [(31.0, 0.2), (37.0, 0.26), (41.0, 0.3), (60.0, 0.26), (90.0, 0.26)])
+def test_members_fill_a_budget_whose_overhead_is_many_epochs(end, per_epoch):
+    # digits: about 0.26 s an epoch and 3 s to build and trace a member. A last member capped at
+    # twice --final-epochs left up to 4.7 s idle that no member of 10 epochs could use (2026-12-02:
+    # 55.3 s of a 60-s run, members of 30 and 60 epochs); (31, 0.2), (37, 0.26) and (41, 0.3) ended
+    # below 0.93 of the budget then.
+    planned, ended = fill(planner(end, per_epoch), [per_epoch], overhead=3.0, evaluation=0.02)
+    assert 0.93 * end <= ended <= end + per_epoch, (planned, ended)
+    assert max(planned) <= 60 and len(planned) < 8
 
 
 def test_a_slower_member_than_the_trial_said_is_planned_from():
@@ -162,8 +174,36 @@ def test_the_seed_cap_ends_the_retraining_early():
 def test_without_the_trials_epoch_time_one_full_member_is_timed_first():
     unknown = planner(1000.0, None)
     assert unknown.next_epochs(0.0) == 30
-    unknown.record(fake_member(30, 10.0), 303.0, 0.5)
+    unknown.record(fake_member(30, 10.0), 303.0, evaluate.PassTimes(0.5, 0.5))
     assert unknown.next_epochs(303.0) is not None  # now timed: planned like any other
+
+
+def test_a_members_overhead_includes_its_first_epochs_tracing():
+    # Each member is built and traced anew, so the next one pays the first epoch's extra time again
+    # (digits: a first epoch of 2.3 s against 0.28 s steady).
+    unknown = planner(1000.0, 0.28)
+    member = evaluate.Retrained(seed=0, model=None, history={}, best_epoch=3, epochs_run=3, wall_seconds=2.9,
+                                epochs_planned=3, epoch_seconds=(2.3, 0.28, 0.28))  # fmt: skip
+    unknown.record(member, 3.3, evaluate.PassTimes(0.05, 0.04))
+    assert unknown.seconds_per_epoch == 0.28
+    assert unknown.overhead == pytest.approx(3.3 - 3 * 0.28)
+
+
+def test_the_finish_is_planned_from_warm_passes_over_validation():
+    timed = planner(1000.0, 1.0)
+    timed.record(fake_member(30, 1.0), 31.0, evaluate.PassTimes(predict=0.5, mc_dropout=0.25))
+    # 4 prediction and 10 MC-dropout passes a member over a test split twice the validation's
+    assert timed.finish_seconds_per_member() == pytest.approx(2.0 * (4 * 0.5 + 10 * 0.25))
+    assert timed.deadline() == pytest.approx(1000.0 - evaluate.EXPORT_SECONDS - 2 * 9.0)
+
+
+def test_time_passes_times_a_warm_pass_and_one_mc_dropout_pass(toy_dataset):
+    with_dropout, without = chain(True), chain(False)
+    for model in (with_dropout, without):
+        evaluate.evaluate_split(model, toy_dataset.val)  # the member's validation score traces predict
+    timed = evaluate.time_passes(with_dropout, toy_dataset.val)
+    assert timed.predict > 0.0 and timed.mc_dropout > 0.0
+    assert evaluate.time_passes(without, toy_dataset.val).mc_dropout == 0.0
 
 
 def small_model(seed: int, dropout: float = 0.0) -> keras.Model:

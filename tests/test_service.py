@@ -91,9 +91,8 @@ def test_lr_range_auto_narrows_the_learning_rate(tmp_path):
     assert "range test" in (result.export_dir / "README.md").read_text()
 
 
-# With -m slow only, until it holds every time: on 2026-12-01 it ended at 0.92 of its budget in 2 of 7
-# runs (55.1 s of 60 with members [43, 30]; 82.9 s of 90 with [39, 36, 21]); issue 22 stays open for it.
-@pytest.mark.slow
+# One minute: on 2026-12-01 this ended at 0.92 of its budget in 2 of 7 runs, the planner then taking
+# the test evaluation's passes from a member's first (tracing) prediction; see `evaluate.time_passes`.
 def test_a_time_budget_is_spent_to_within_seven_percent(tmp_path):
     """The live check of `--time-budget`: a digits run that reaches neither its trial cap nor its seed
     cap ends between 0.93 and 1.0 of its budget (plus an epoch), the test evaluation and export included."""
@@ -103,18 +102,19 @@ def test_a_time_budget_is_spent_to_within_seven_percent(tmp_path):
 
     seen: list = []
     config = tiny_config(tmp_path, tuner="hyperband", trials=500, max_epochs=10, patience=3, final_epochs=30,
-                         final_seeds=None, time_budget=1.5)  # fmt: skip
+                         final_seeds=None, time_budget=1.0)  # fmt: skip
     started = time.monotonic()
     result = service.run(config, say=lambda line: None, listen=seen.append)
     wall = time.monotonic() - started
     record = result.record
     trials = [e for e in seen if isinstance(e, events.TrialEnded)]
     members = {e.source for e in seen if isinstance(e, events.EpochEnded) and e.phase == "retraining"}
-    assert 2 <= len(trials) == sum(record.search.trials_by_status.values()) < 500
+    # One minute may or may not pay for a search (a slow first trial makes it not); either way the time is filled.
+    assert 1 <= len(trials) == sum(record.search.trials_by_status.values()) < 500
     assert 1 <= len(members) == len(record.final.members) < 8  # neither cap ended the run
     epoch = max(e.seconds for e in seen if isinstance(e, events.EpochEnded))
-    assert 0.93 * 90 <= wall <= 90 + epoch + 1.0, (wall, [s["epochs_planned"] for s in record.final.seeds])
-    assert record.search.time_budget_minutes == 1.5 and record.search.search_paid
+    assert 0.93 * 60 <= wall <= 60 + epoch + 1.0, (wall, [s["epochs_planned"] for s in record.final.seeds])
+    assert record.search.time_budget_minutes == 1.0 and record.search.search_paid == (len(trials) > 1)
     assert all(s["epochs_planned"] <= 60 for s in record.final.seeds)
     # The same events, in the same order, are in logs/RUN/events.jsonl for users to follow or load.
     written = events.read(config.files.log_dir / events.EVENTS_FILE)

@@ -60,15 +60,14 @@ class Retrained:
 # A member after the first shorter than this share of `--final-epochs` is not started: it would pull
 # the average down more than it adds.
 MIN_MEMBER_SHARE = 1 / 3
-# The most a member is stretched beyond `--final-epochs` to fill the time left: with members
-# rounded down, each gets less than twice a full member's time, so 2 fills any time left.
+# The most a member is stretched beyond `--final-epochs` to fill the time left.
 MAX_STRETCH = 2
 # The export's time (model.keras, the SavedModel, pictures and card): a base, plus a share for
 # each million parameters of the ensemble (digits: 1.3 s for one small member, 3.5 s for two larger ones).
 EXPORT_SECONDS = 2.5
 EXPORT_SECONDS_PER_MILLION = 0.2
-# Passes over the test split per member after the retraining, besides MC dropout's: the exported
-# model's predictions, the confusion matrix, the member's own test accuracy, the ensemble's validation.
+# Prediction passes over the test split per member after the retraining, besides MC dropout's: the
+# exported model's predictions, the confusion matrix, the member's own test accuracy, the ensemble's validation.
 FINISH_PASSES = 4
 # A last member that ends early leaves time no further member can use, so the last member that fits
 # is planned as if its epochs took this share less than measured, and its deadline stops it if they do
@@ -83,8 +82,9 @@ def next_member_epochs(seconds_left: float, seconds_per_epoch: float, overhead: 
     """Epochs of the next retraining member under a time budget, or None when no member should start.
 
     The time left goes to as few members as it holds at full length,
-    rounded down, each stretched to fill its share (up to `MAX_STRETCH`
-    times `full_epochs`): at equal time one member of 30 epochs beat the
+    rounded down (but as many as it takes when each is stretched to
+    `MAX_STRETCH` times `full_epochs`), each stretched to fill its
+    share: at equal time one member of 30 epochs beat the
     average of two of 15 on CIFAR-10 validation, 62.1% against 60.0%
     (`bench/results/retraining-members-cifar10.json`), so longer members
     come before more of them. Each member's schedule spans its own epochs.
@@ -107,7 +107,11 @@ def next_member_epochs(seconds_left: float, seconds_per_epoch: float, overhead: 
     if members_left < 1:
         return None
     left = max(0.0, seconds_left)
-    count = min(members_left, max(1, int(left // (full_epochs * seconds_per_epoch + overhead))))
+    full, longest = (k * full_epochs * seconds_per_epoch + overhead for k in (1, MAX_STRETCH))
+    # As few members as the time holds at full length, but no fewer than it takes at the longest:
+    # where a member's overhead is many epochs (digits: 3 s against 0.26 s an epoch), one member
+    # capped at twice --final-epochs could leave idle more than a later member could use.
+    count = min(members_left, max(1, int(left // full), math.ceil(left / longest)))
     share = left / count - overhead
     fits = int(share // seconds_per_epoch)  # epochs as fast as measured
     slack = LAST_MEMBER_SLACK if count == 1 else 0.0
@@ -117,17 +121,57 @@ def next_member_epochs(seconds_left: float, seconds_per_epoch: float, overhead: 
     return planned if fits >= max(1, math.ceil(MIN_MEMBER_SHARE * full_epochs)) else None
 
 
+@dataclass(frozen=True)
+class PassTimes:
+    """What one pass over the validation split costs a trained member, to plan the test evaluation's time.
+
+    Args:
+        predict: One prediction pass, its predict function already traced.
+        mc_dropout: One MC-dropout pass (`mc_dropout_passes`); 0.0 without dropout layers.
+    """
+
+    predict: float
+    mc_dropout: float
+
+
+def time_passes(model: keras.Model, split: Split) -> PassTimes:
+    """Times one warm prediction pass and one MC-dropout pass of `model` over `split`.
+
+    A member's first prediction (its validation score) also traces its
+    predict function, and on a small split that is most of its time: on
+    digits 0.16 s against 0.08 s warm, while an MC-dropout pass took 0.04 s.
+    Scaling that first call to the test evaluation's passes planned 2.8 s a
+    member for a finish that took about 0.8, and the budget's last member
+    stopped 5 s early.
+
+    Args:
+        model: A trained member that has predicted once.
+        split: The validation split.
+    """
+    started = time.monotonic()
+    model.predict(SplitFeeder(split).batches(EVAL_BATCH_SIZE), verbose=0)
+    predict = time.monotonic() - started
+    if not has_dropout(model):
+        return PassTimes(predict=predict, mc_dropout=0.0)
+    stochastic_pass = _mc_dropout_pass(model, split.x)  # its check runs once per evaluation, not per pass
+    started = time.monotonic()
+    stochastic_pass()
+    return PassTimes(predict=predict, mc_dropout=time.monotonic() - started)
+
+
 @dataclass
 class MemberPlanner:
     """Plans each retraining member under a time budget, from the times measured so far.
 
     Before the first member, its epoch time is the chosen trial's and its
-    overhead an epoch and 2 s; afterwards both come from the last member trained.
+    overhead an epoch and 2 s; afterwards both come from the last member
+    trained, whose overhead is its time beyond its steady epochs (building,
+    tracing its first epoch, its validation score and timing).
     The test evaluation and export that follow the last member are kept
-    out of the time: `EXPORT_SECONDS`, plus per member `FINISH_PASSES` and
-    the MC-dropout passes over the test split, each timed as the member's
-    evaluation on the validation split scaled to the test split's size,
-    and `EXPORT_SECONDS_PER_MILLION` of its parameters.
+    out of the time: `EXPORT_SECONDS`, plus per member `FINISH_PASSES`
+    prediction passes and `mc_passes` MC-dropout passes over the test split,
+    each timed on the validation split (`time_passes`) and scaled to the
+    test split's size, and `EXPORT_SECONDS_PER_MILLION` of its parameters.
 
     Args:
         end: `time.time()` by which the run should have ended.
@@ -145,16 +189,18 @@ class MemberPlanner:
     test_per_validation: float
     seconds_per_epoch: float | None
     overhead: float | None = None
-    evaluation_seconds: float | None = None
+    passes: PassTimes | None = None
     parameters: int | None = None
     members: int = 0
 
     def finish_seconds_per_member(self) -> float:
         """The test evaluation's and the export's time per member (MC dropout included)."""
-        # Until a member is evaluated: a validation pass is about 5% of an epoch (validation included) here.
-        evaluation = self.evaluation_seconds if self.evaluation_seconds is not None else 0.05 * (self.seconds_per_epoch or 0.0)
         export = EXPORT_SECONDS_PER_MILLION * (self.parameters or 0) / 1e6
-        return evaluation * self.test_per_validation * (self.mc_passes + FINISH_PASSES) + export
+        if self.passes is None:  # until a member is timed: a validation pass is about 5% of an epoch here
+            evaluation = 0.05 * (self.seconds_per_epoch or 0.0)
+            return evaluation * self.test_per_validation * (self.mc_passes + FINISH_PASSES) + export
+        passes = self.passes.predict * FINISH_PASSES + self.passes.mc_dropout * self.mc_passes
+        return passes * self.test_per_validation + export
 
     def deadline(self) -> float:
         """`time.time()` by which the member now training must stop, so that its evaluation and the export still fit."""
@@ -172,12 +218,19 @@ class MemberPlanner:
         return next_member_epochs(left, self.seconds_per_epoch, overhead, self.full_epochs, self.cap - self.members,
                                   first=self.members == 0)  # fmt: skip
 
-    def record(self, retrained: "Retrained", member_seconds: float, evaluation_seconds: float) -> None:
-        """Takes the times of a member just trained: its steady epoch, its time outside epochs, its evaluation."""
+    def record(self, retrained: "Retrained", member_seconds: float, passes: PassTimes) -> None:
+        """Takes the times of a member just trained: its steady epoch, its time beyond those, its passes.
+
+        Args:
+            retrained: The member.
+            member_seconds: Its whole time: building, training, its validation score and `passes`.
+            passes: Its passes over the validation split (`time_passes`).
+        """
         self.members += 1
         self.seconds_per_epoch = retrained.steady_epoch_seconds
-        self.overhead = max(0.0, member_seconds - sum(retrained.epoch_seconds))
-        self.evaluation_seconds = evaluation_seconds
+        # The first epoch's tracing is overhead too: every member is built and traced anew.
+        self.overhead = max(0.0, member_seconds - self.seconds_per_epoch * len(retrained.epoch_seconds))
+        self.passes = passes
         if retrained.model is not None:
             self.parameters = int(retrained.model.count_params())
 
@@ -379,6 +432,12 @@ def mc_dropout_passes(model: keras.Model, x: np.ndarray, passes: int) -> np.ndar
     Assumes a chain of layers, as every registered space builds, or an
     ensemble of such chains (`average`), whose members' passes are averaged.
     """
+    stochastic_pass = _mc_dropout_pass(model, x)
+    return np.stack([stochastic_pass() for _ in range(passes)])
+
+
+def _mc_dropout_pass(model: keras.Model, x: np.ndarray) -> Callable[[], np.ndarray]:
+    """One stochastic pass over `x` as a function, once checked against `model.predict` without dropout."""
     chains = [
         [layer for layer in member.layers if not isinstance(layer, keras.layers.InputLayer)]
         for member in members(model)
@@ -397,9 +456,7 @@ def mc_dropout_passes(model: keras.Model, x: np.ndarray, passes: int) -> np.ndar
     if not np.allclose(keras.ops.convert_to_numpy(forward(probe, False)), model.predict(probe, verbose=0), atol=1e-5):
         raise ValueError("MC dropout needs a chain of layers, or an average of such chains")
     batches = [x[i:i + EVAL_BATCH_SIZE] for i in range(0, len(x), EVAL_BATCH_SIZE)]
-    return np.stack([
-        np.concatenate([keras.ops.convert_to_numpy(forward(b, True)) for b in batches]) for _ in range(passes)
-    ])  # fmt: skip
+    return lambda: np.concatenate([keras.ops.convert_to_numpy(forward(b, True)) for b in batches])
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS) -> float:

@@ -247,10 +247,10 @@ def _retrain(config, plan, outcome, space_class, context, feeder, dataset, seed:
         patience = epochs if annealing or planner is not None else config.patience
         retrained = evaluate.retrain(hypermodel, hp, feeder, epochs, patience, seed + k, config.log_dir,
                                      deadline=planner.deadline() if planner else None, say=say, listen=listen)  # fmt: skip
-        evaluated = time.monotonic()
         val = evaluate.evaluate_split(retrained.model, dataset.val)
         if planner is not None:
-            planner.record(retrained, time.monotonic() - started, time.monotonic() - evaluated)
+            passes = evaluate.time_passes(retrained.model, dataset.val)
+            planner.record(retrained, time.monotonic() - started, passes)
         say(f"retrain seed {seed + k}: val_accuracy={val['accuracy']:.4f} after {retrained.epochs_run} epochs "
             f"({retrained.wall_seconds:.0f}s)")  # fmt: skip
         hparams.write_session(
