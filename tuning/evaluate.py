@@ -107,7 +107,8 @@ def next_member_epochs(seconds_left: float, seconds_per_epoch: float, overhead: 
     if members_left < 1:
         return None
     left = max(0.0, seconds_left)
-    full, longest = (k * full_epochs * seconds_per_epoch + overhead for k in (1, MAX_STRETCH))
+    full = full_epochs * seconds_per_epoch + overhead
+    longest = MAX_STRETCH * full_epochs * seconds_per_epoch + overhead
     # As few members as the time holds at full length, but no fewer than it takes at the longest:
     # where a member's overhead is many epochs (digits: 3 s against 0.26 s an epoch), one member
     # capped at twice --final-epochs could leave idle more than a later member could use.
@@ -149,7 +150,7 @@ def time_passes(model: keras.Model, split: Split) -> PassTimes:
         split: The validation split.
     """
     started = time.monotonic()
-    model.predict(SplitFeeder(split).batches(EVAL_BATCH_SIZE), verbose=0)
+    evaluate_split(model, split)  # the same call as the finish's prediction passes, now warm
     predict = time.monotonic() - started
     if not has_dropout(model):
         return PassTimes(predict=predict, mc_dropout=0.0)
