@@ -6,6 +6,8 @@ on an Adam trial. Schedules are Keras's own classes (`ExponentialDecay`,
 `CosineDecay` with linear warm-up), so a trained model serializes without
 custom objects. The one exception is `OneCycleSGD`, which moves momentum
 against the learning rate; `as_stock()` swaps it for a plain `SGD` before export.
+The wrappers `StepOffset`, `StepScale` and `Resizable` let a trainer fit a
+built schedule to the epochs it actually trains; the export carries no optimizer.
 """
 
 from __future__ import annotations
@@ -163,6 +165,60 @@ class StepScale(keras.optimizers.schedules.LearningRateSchedule):
     @classmethod
     def from_config(cls, config):
         return cls(keras.saving.deserialize_keras_object(config["schedule"]), config["factor"])
+
+
+@keras.saving.register_keras_serializable(package="tuning")
+class Resizable(keras.optimizers.schedules.LearningRateSchedule):
+    """A schedule whose remaining steps can be stretched or shrunk while it trains, without retracing.
+
+    It reads `schedule(step * scale + shift)`, with `scale` and `shift` held
+    in variables, so the traced training step sees `resize`'s change at its
+    next step (a Python number would be a constant of the traced function).
+    A retraining whose length is planned again after its first epochs keeps
+    its schedule annealing to the new last epoch, where it already stands.
+    Variables are read by reference under the TensorFlow backend, which is
+    the one Keras Tuner runs on here.
+
+    Args:
+        schedule: The schedule to run.
+        end_step: The step at which `schedule` reaches its end as built.
+        scale: Steps of `schedule` per step taken. Defaults to 1.0.
+        shift: Steps of `schedule` already skipped at step 0. Defaults to 0.0.
+    """
+
+    def __init__(self, schedule: keras.optimizers.schedules.LearningRateSchedule, end_step: int,
+                 scale: float = 1.0, shift: float = 0.0) -> None:  # fmt: skip
+        self.schedule = schedule
+        self.end_step = int(end_step)
+        self.scale = keras.Variable(scale, dtype="float32", trainable=False, name="schedule_scale")
+        self.shift = keras.Variable(shift, dtype="float32", trainable=False, name="schedule_shift")
+
+    def __call__(self, step):
+        return self.schedule(ops.add(ops.multiply(ops.cast(step, "float32"), self.scale), self.shift))
+
+    def resize(self, step: int, end_step: int) -> None:
+        """From `step` on, runs the rest of the schedule so that it ends at `end_step` instead.
+
+        Args:
+            step: The step the training has reached.
+            end_step: The step at which the schedule should now end; at least `step + 1`.
+        """
+        end_step = max(int(end_step), step + 1)
+        scale, shift = float(ops.convert_to_numpy(self.scale)), float(ops.convert_to_numpy(self.shift))
+        position, end = step * scale + shift, self.end_step * scale + shift  # where it stands, where it ends
+        new_scale = (end - position) / (end_step - step)
+        self.scale.assign(new_scale)
+        self.shift.assign(position - step * new_scale)
+        self.end_step = end_step
+
+    def get_config(self):
+        return {"schedule": keras.saving.serialize_keras_object(self.schedule), "end_step": self.end_step,
+                "scale": float(ops.convert_to_numpy(self.scale)), "shift": float(ops.convert_to_numpy(self.shift))}  # fmt: skip
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(keras.saving.deserialize_keras_object(config.pop("schedule")), **config)
 
 
 @keras.saving.register_keras_serializable(package="tuning")

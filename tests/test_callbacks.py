@@ -88,3 +88,47 @@ def test_the_best_weights_are_restored():
     stopper.on_train_end()
     for now, before in zip(model.get_weights(), kept):
         np.testing.assert_array_equal(now, before)
+
+
+class WeightsPerEpoch(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.weights = [self.model.get_weights()]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append(self.model.get_weights())
+
+
+def replanned_fit(planned: int, replanned_to: int, annealing: bool = True):
+    """Fits a small model planned for `planned` epochs of 4 steps, planned again to `replanned_to` after 3."""
+    from search_spaces._optimizers import warmup_cosine
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(keras.optimizers.Adam(warmup_cosine(0.05, planned * 4)), "sparse_categorical_crossentropy")
+    asked = []
+    length = callbacks.Replanned(planned, 2, lambda model, seconds, done: asked.append((seconds, done)) or replanned_to,
+                                 steps_per_epoch=4, annealing=annealing)  # fmt: skip
+    seen = WeightsPerEpoch()
+    x, y = np.random.default_rng(0).normal(size=(16, 2)).astype("float32"), np.arange(16) % 2
+    history = model.fit(x, y, batch_size=4, epochs=20, callbacks=[length, seen], verbose=0).history
+    moved = [max(float(np.abs(a - b).max()) for a, b in zip(w0, w1)) for w0, w1 in zip(seen.weights, seen.weights[1:])]
+    return len(history["loss"]), length, asked, moved
+
+
+def test_a_replanned_training_runs_its_new_length_and_its_schedule_follows():
+    epochs, length, asked, moved = replanned_fit(planned=4, replanned_to=8)
+    assert epochs == 8 and length.epochs == 8
+    assert len(asked) == 1 and asked[0][1] == 3 and asked[0][0] > 0  # asked once, after 3 epochs, with a time
+    # Built for 4 epochs, the schedule would reach zero after epoch 4 and the weights would stop moving;
+    # resized, the traced training step reads the new span and the weights move until the last epoch.
+    assert all(m > 0 for m in moved[:7]) and float(length.model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_without_the_resize_a_schedule_ends_where_it_was_built_to():
+    epochs, _, _, moved = replanned_fit(planned=4, replanned_to=8, annealing=False)
+    assert epochs == 8 and all(m > 0 for m in moved[:4]) and all(m == 0 for m in moved[4:])
+
+
+def test_a_replanned_training_can_be_shortened_but_not_below_what_it_ran():
+    assert replanned_fit(planned=10, replanned_to=5)[0] == 5
+    assert replanned_fit(planned=10, replanned_to=1)[0] == 3

@@ -99,16 +99,22 @@ def fake_member(epochs: int, seconds_per_epoch: float) -> evaluate.Retrained:
 
 
 def fill(planner: evaluate.MemberPlanner, real_seconds_per_epoch: list[float], overhead: float = 3.0,
-         evaluation: float = 0.5) -> tuple[list[int], float]:  # fmt: skip
-    """Runs the planner on a fake clock from 0; member k's epochs take `real_seconds_per_epoch[k]`.
+         evaluation: float = 0.5, start: float = 0.0, replan: bool = True) -> tuple[list[int], float]:  # fmt: skip
+    """Runs the planner on a fake clock from `start`; member k's epochs take `real_seconds_per_epoch[k]`.
 
     A member stops after the epoch that ends past `planner.deadline()`, as `callbacks.Deadline` stops it.
+    With `replan`, the first member is planned again after its first epochs, as `callbacks.Replanned` does.
     Returns the epochs each member trained and the time the run ends, its test evaluation and export included.
     """
-    now, planned = 0.0, []
+    now, planned = start, []
     while (epochs := planner.next_epochs(now)) is not None:
         per_epoch = real_seconds_per_epoch[min(len(planned), len(real_seconds_per_epoch) - 1)]
-        deadline, started = planner.deadline(), now + overhead
+        started = now + overhead
+        done = evaluate.REPLAN_AFTER_EPOCHS + 1
+        if replan and not planned and epochs > done:
+            passes = evaluate.PassTimes(evaluation, evaluation)  # timed on the member, as the service does
+            epochs = planner.replan(now, per_epoch, done, passes, now=started + done * per_epoch)
+        deadline = planner.deadline()  # read at every epoch's end: the replanning may move it
         trained = next((k for k in range(1, epochs + 1) if started + k * per_epoch >= deadline), epochs)
         member = fake_member(trained, per_epoch)
         now += trained * per_epoch + overhead + evaluation
@@ -145,8 +151,12 @@ def test_members_fill_a_budget_whose_overhead_is_many_epochs(end, per_epoch):
 def test_a_slower_member_than_the_trial_said_is_planned_from():
     first = planner(1000.0, 10.0).next_epochs(0.0)
     assert first == 30  # the trial's 10 s an epoch leave room for three members of 30 epochs
-    planned, ended = fill(planner(1000.0, 10.0), [14.0])  # but an epoch takes 14 s
+    planned, ended = fill(planner(1000.0, 10.0), [14.0], replan=False)  # but an epoch takes 14 s
     assert planned[0] == 30 and len(planned) == 2  # three of 30 would have needed 1,270 s
+    assert 0.93 * 1000 <= ended <= 1000.0 + 14.0
+    # Planned again after its first epochs, the first member takes its half of the time at once.
+    planned, ended = fill(planner(1000.0, 10.0), [14.0])
+    assert len(planned) == 2 and planned[0] > 30
     assert 0.93 * 1000 <= ended <= 1000.0 + 14.0
 
 
@@ -164,6 +174,19 @@ def test_one_long_member_fills_the_budget_when_the_trial_misjudged_its_epochs(re
     planned, ended = fill(planner(1160.0, 20.0), [real], overhead=22.0)
     assert len(planned) == 1
     assert 0.93 * 1160 <= ended <= 1160 + real, (planned, ended)
+
+
+@pytest.mark.parametrize("trial, real", [(0.42, 0.25), (0.25, 0.42), (0.41, 0.23), (0.2, 0.3)])
+def test_the_first_member_is_planned_again_from_its_own_epochs(trial, real):
+    # digits, a 60-s run (2026-12-02): the process's first trial timed 0.41 s an epoch, the members
+    # trained at 0.23-0.25 s; planned from the trial as the only member, 49 epochs ended at 50.1 s.
+    for search_ended in (30.0, 36.0, 39.0, 45.0):
+        planned, ended = fill(planner(60.0, trial), [real], overhead=3.0, evaluation=0.02, start=search_ended)
+        assert 0.93 * 60 <= ended <= 60 + real, (search_ended, planned, ended)
+    # Without it (when the trial's time is right it changes nothing), the same runs leave time idle.
+    idle = [fill(planner(60.0, trial), [real], overhead=3.0, evaluation=0.02, start=t, replan=False)[1]
+            for t in (30.0, 36.0, 39.0, 45.0)]  # fmt: skip
+    assert min(idle) < 0.93 * 60 or max(idle) > 60 + real, idle
 
 
 def test_the_seed_cap_ends_the_retraining_early():

@@ -91,13 +91,12 @@ def test_lr_range_auto_narrows_the_learning_rate(tmp_path):
     assert "range test" in (result.export_dir / "README.md").read_text()
 
 
-# With -m slow only, until it holds every time. On 2026-12-01 it ended below 0.93 of its budget in 2
-# of 7 runs (the test evaluation was planned from a member's tracing prediction). On 2026-12-02, with
-# that fixed, a last member capped at twice --final-epochs left 55.3 s of 60 once in 8; with that fixed
-# too, the band held in 12 of the 13 runs that reached it; the 13th ended at 50.1 s with one member of
-# 49 epochs, likely planned from the process's first trial, whose epochs run slower (0.41 s against
-# 0.23-0.25 s for the members after it in another run). Issue 22 stays open for it.
-@pytest.mark.slow
+# History (digits, 1-minute budget): on 2026-12-01 it ended below 0.93 of its budget in 2 of 7 runs (the
+# test evaluation was planned from a member's tracing prediction). On 2026-12-02, with that fixed, a
+# last member capped at twice --final-epochs left 55.3 s of 60 once in 8; with that fixed too, the band
+# held in 12 of 13 runs; the 13th ended at 50.1 s with one member of 49 epochs, planned from the
+# process's first trial, whose epochs ran slower (0.41 s against 0.23-0.25 s for the members after it).
+# The first member is now planned again from its own first epochs (`callbacks.Replanned`).
 def test_a_time_budget_is_spent_to_within_seven_percent(tmp_path):
     """The live check of `--time-budget`: a digits run that reaches neither its trial cap nor its seed
     cap ends between 0.93 and 1.0 of its budget (plus an epoch), the test evaluation and export included."""

@@ -1,7 +1,7 @@
 """The Keras callbacks a trial and the final retraining run with.
 
-Owns: early stopping, the NaN guard, the TensorBoard writer settings and the
-wall-clock `Deadline`. All are small Keras callbacks, so Keras Tuner can deep-copy them for every trial.
+Owns: early stopping, the NaN guard, the TensorBoard writer settings, the
+wall-clock `Deadline` and a retraining's `Replanned` length. All are small Keras callbacks, so Keras Tuner can deep-copy them for every trial.
 Does not own: the HParams session (Keras Tuner adds it to any `TensorBoard`
 callback; `tuning.hparams` adds it for the retraining).
 """
@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Callable
 
 import keras
+from keras import ops
+
+from search_spaces._optimizers import Resizable
 
 OBJECTIVE = "val_accuracy"
 
@@ -104,6 +107,56 @@ class Deadline(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class Replanned(keras.callbacks.Callback):
+    """Ends training after its planned epochs, planned again from its own epochs once they are timed.
+
+    `fit` runs with an upper bound of epochs and this callback stops it at
+    `epochs`. After `replan_after` epochs past the first (which traces),
+    `replan` is given the model and the median of those epochs' times, and
+    answers the epochs the training should now have. An annealing schedule's remaining steps are
+    then stretched or shrunk (`Resizable`), so it still ends at the last
+    epoch; other schedules do not depend on the length.
+
+    Args:
+        epochs: The epochs planned before training.
+        replan_after: Epochs to time before planning again (the first, which traces, is not counted).
+        replan: `replan(model, seconds_per_epoch, epochs_done)` returns the epochs planned now.
+        steps_per_epoch: Batches per epoch, as the model's schedule was built with them.
+        annealing: Whether the learning-rate schedule spans the planned epochs. Defaults to False.
+    """
+
+    def __init__(self, epochs: int, replan_after: int, replan: Callable[[keras.Model, float, int], int], steps_per_epoch: int,
+                 annealing: bool = False) -> None:  # fmt: skip
+        super().__init__()
+        self.epochs, self.replan_after, self.replan, self.annealing = epochs, replan_after, replan, annealing
+        self.steps_per_epoch = steps_per_epoch
+        self.seconds: list[float] = []
+        self.schedule: Resizable | None = None
+
+    def on_train_begin(self, logs=None):
+        schedule = getattr(self.model.optimizer, "_learning_rate", None)  # Keras keeps the schedule object here
+        if self.annealing and isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            # Wrapped before the first step traces the training function, which then reads its variables.
+            self.schedule = Resizable(schedule, end_step=self.epochs * self.steps_per_epoch)
+            self.model.optimizer.learning_rate = self.schedule
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._began = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.monotonic() - self._began)
+        done = epoch + 1
+        if done == self.replan_after + 1 and done < self.epochs:
+            steady = sorted(self.seconds[1:])
+            epochs = max(done, int(self.replan(self.model, steady[len(steady) // 2], done)))
+            if epochs != self.epochs and self.schedule is not None:
+                step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+                self.schedule.resize(step, step + (epochs - done) * (step // done))
+            self.epochs = epochs
+        if done >= self.epochs:
+            self.model.stop_training = True
+
+
 class Progress(keras.callbacks.Callback):
     """Says one line every `every_seconds` of training (and after the last epoch): epoch, validation scores, time.
 
@@ -113,11 +166,12 @@ class Progress(keras.callbacks.Callback):
     Args:
         say: Where the lines go.
         label: What trains, e.g. `"retrain seed 3"`.
-        epochs: The epoch budget, for "epoch 10/30".
+        epochs: The epoch budget, for "epoch 10/30", or a function that returns it (a `Replanned` length).
         every_seconds: Least time between two lines. Defaults to 30.
     """
 
-    def __init__(self, say: Callable[[str], None], label: str, epochs: int, every_seconds: float = 30.0) -> None:
+    def __init__(self, say: Callable[[str], None], label: str, epochs: int | Callable[[], int],
+                 every_seconds: float = 30.0) -> None:  # fmt: skip
         super().__init__()
         self.say, self.label, self.epochs, self.every_seconds = say, label, epochs, every_seconds
 
@@ -125,13 +179,13 @@ class Progress(keras.callbacks.Callback):
         self._started = self._last = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
-        now = time.monotonic()
-        if now - self._last < self.every_seconds and epoch + 1 < self.epochs:
+        now, epochs = time.monotonic(), self.epochs() if callable(self.epochs) else self.epochs
+        if now - self._last < self.every_seconds and epoch + 1 < epochs:
             return
         self._last = now
         logs = logs or {}
         scores = "  ".join(f"{k}={logs[k]:.4f}" for k in (OBJECTIVE, "val_loss") if k in logs)
-        self.say(f"{self.label}: epoch {epoch + 1}/{self.epochs}  {scores}  {now - self._started:.0f}s")
+        self.say(f"{self.label}: epoch {epoch + 1}/{epochs}  {scores}  {now - self._started:.0f}s")
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -21,6 +21,7 @@ import numpy as np
 from scipy.stats import binomtest
 from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 
+from search_spaces._optimizers import ANNEALING_SCHEDULES, steps_per_epoch
 from tuning import callbacks, events, graph_memory, hparams
 from tuning.datasets import Split
 from tuning.pipeline import EVAL_BATCH_SIZE, DatasetFeeder, SplitFeeder
@@ -75,6 +76,12 @@ FINISH_PASSES = 4
 # off by 8% either way: on CIFAR-10 (seed 1, 5ec7855) 20.0 s planned against 18.5 s trained left
 # 130 s of 1,200 idle. Cut at 90% of its epochs, a cosine schedule is at 2% of its peak rate.
 LAST_MEMBER_SLACK = 0.1
+# The first member is planned from the chosen trial's epoch time, and that can be far off: a trial
+# times one or two epochs, and the process's first trial runs slower (digits: 0.41 s an epoch against
+# 0.23-0.25 s for the members after it). Planned from it as the only member, 49 epochs ended 10 s early
+# and no member of 10 epochs fit after it (50.1 s of a 60-s run). So the first member is planned again
+# from its own epochs after this many past the first (which traces); its schedule is resized to match.
+REPLAN_AFTER_EPOCHS = 2
 
 
 def next_member_epochs(seconds_left: float, seconds_per_epoch: float, overhead: float, full_epochs: int,
@@ -160,14 +167,29 @@ def time_passes(model: keras.Model, split: Split) -> PassTimes:
     return PassTimes(predict=predict, mc_dropout=time.monotonic() - started)
 
 
+@dataclass(frozen=True)
+class Replan:
+    """How a training member's epochs are planned again once its own epochs are timed.
+
+    Args:
+        epochs: `epochs(model, seconds_per_epoch, epochs_done)` returns the epochs the member should now have.
+        most_epochs: The most it may be given.
+    """
+
+    epochs: Callable[[keras.Model, float, int], int]
+    most_epochs: int
+
+
 @dataclass
 class MemberPlanner:
     """Plans each retraining member under a time budget, from the times measured so far.
 
     Before the first member, its epoch time is the chosen trial's and its
-    overhead an epoch and 2 s; afterwards both come from the last member
-    trained, whose overhead is its time beyond its steady epochs (building,
-    tracing its first epoch, its validation score and timing).
+    overhead an epoch and 2 s; once it has trained `REPLAN_AFTER_EPOCHS`
+    steady epochs it is planned again from them (`replan`); afterwards both
+    come from the last member trained, whose overhead is its time beyond its
+    steady epochs (building, tracing its first epoch, its validation score
+    and timing).
     The test evaluation and export that follow the last member are kept
     out of the time: `EXPORT_SECONDS`, plus per member `FINISH_PASSES`
     prediction passes and `mc_passes` MC-dropout passes over the test split,
@@ -219,6 +241,32 @@ class MemberPlanner:
         return next_member_epochs(left, self.seconds_per_epoch, overhead, self.full_epochs, self.cap - self.members,
                                   first=self.members == 0)  # fmt: skip
 
+    def replan(self, started: float, seconds_per_epoch: float, epochs_done: int, passes: PassTimes | None = None,
+               now: float | None = None) -> int:  # fmt: skip
+        """Takes the times of the member now training and plans its epochs again.
+
+        The member is planned as at its start, with its own epoch time and
+        what it has cost beyond its epochs so far (building and tracing it),
+        plus an epoch for its validation score and timing after training.
+
+        Args:
+            started: `time.time()` when the member started.
+            seconds_per_epoch: Its steady epoch time so far.
+            epochs_done: Epochs it has trained; it is given at least these.
+            passes: Its passes over the validation split, timed now
+                (`time_passes`). Defaults to None (not timed: guessed).
+            now: `time.time()`. Defaults to None (now).
+        """
+        now = time.time() if now is None else now
+        self.seconds_per_epoch = seconds_per_epoch
+        self.passes = passes or self.passes
+        finish = self.finish_seconds_per_member()
+        left = self.end - started - EXPORT_SECONDS - finish * self.members
+        overhead = max(0.0, now - started - seconds_per_epoch * epochs_done) + seconds_per_epoch + finish
+        planned = next_member_epochs(left, seconds_per_epoch, overhead, self.full_epochs, self.cap - self.members,
+                                     first=self.members == 0)  # fmt: skip
+        return max(epochs_done, planned or 0)
+
     def record(self, retrained: "Retrained", member_seconds: float, passes: PassTimes) -> None:
         """Takes the times of a member just trained: its steady epoch, its time beyond those, its passes.
 
@@ -244,9 +292,10 @@ def retrain(
     patience: int,
     seed: int,
     log_dir: Path,
-    deadline: float | None = None,
+    deadline: float | Callable[[], float] | None = None,
     say: Callable[[str], None] | None = None,
     listen: Callable[[events.Event], None] | None = None,
+    replan: Replan | None = None,
 ) -> Retrained:
     """Trains the chosen configuration from scratch on the training split.
 
@@ -259,9 +308,13 @@ def retrain(
         seed: Seed of the weights and the shuffle order.
         log_dir: `logs/RUN`; TensorBoard goes to `retrain/seed-S` below it.
         deadline: `time.time()` after which training stops, keeping the best
-            epoch's weights. Defaults to None.
+            epoch's weights, or a function read after every epoch that
+            returns it (`MemberPlanner.deadline`). Defaults to None.
         say: Where a progress line goes every half minute. Defaults to None (silent).
         listen: Receives an `events.EpochEnded` after every epoch. Defaults to None.
+        replan: Plans `epochs` again once the member's own epochs are timed
+            (`Replan`); an annealing schedule is resized to match. Defaults to
+            None (`epochs` stands).
     """
     graph_memory.release_finished_graphs()  # the trials' and earlier seeds' graphs
     keras.backend.clear_session()
@@ -275,13 +328,20 @@ def retrain(
             listen(events.EpochEnded("retraining", str(seed), epoch + 1, dict(logs), seconds, time.time()))
 
     timer = callbacks.EpochTimer(tell)
+    length = None if replan is None else callbacks.Replanned(
+        epochs, REPLAN_AFTER_EPOCHS, replan.epochs, steps_per_epoch(feeder.train.size, batch_size),
+        annealing=hyperparameters.values.get("lr_schedule") in ANNEALING_SCHEDULES,
+    )  # fmt: skip
     history = model.fit(
         feeder.train.batches(batch_size, shuffle=True, seed=seed),
         validation_data=feeder.val.batches(EVAL_BATCH_SIZE),
-        epochs=epochs,
-        callbacks=[*_retraining_callbacks(patience, log_dir, seed, epochs, deadline, say), timer],
+        epochs=epochs if replan is None else max(epochs, replan.most_epochs),
+        callbacks=[*_retraining_callbacks(patience, log_dir, seed, (lambda: length.epochs) if length else epochs,
+                                           deadline, say),
+                   *([length] if length else []), timer],  # fmt: skip
         verbose=0,
     ).history
+    epochs = epochs if length is None else length.epochs
     val_accuracy, val_loss = history.get("val_accuracy", [np.nan]), history.get("val_loss", [np.nan])
     keys = [callbacks.best_epoch_key(a, l) for a, l in zip(val_accuracy, val_loss)]
     return Retrained(
@@ -296,9 +356,13 @@ def retrain(
     )
 
 
-def _retraining_callbacks(patience: int, log_dir: Path, seed: int, epochs: int, deadline: float | None,
+def _retraining_callbacks(patience: int, log_dir: Path, seed: int, epochs: int | Callable[[], int],
+                          deadline: float | Callable[[], float] | None,
                           say: Callable[[str], None] | None) -> list:  # fmt: skip
-    """A member's callbacks: early stopping keeping the best weights, the NaN guard, TensorBoard, deadline, progress."""
+    """A member's callbacks: early stopping keeping the best weights, the NaN guard, TensorBoard, deadline, progress.
+
+    `epochs` is the member's length, or a function that reads it while it may be planned again.
+    """
     return [
         callbacks.early_stopping(patience, restore_best_weights=True),
         keras.callbacks.TerminateOnNaN(),

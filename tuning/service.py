@@ -244,9 +244,12 @@ def _retrain(config, plan, outcome, space_class, context, feeder, dataset, seed:
         # end: its gains come last, where early stopping would cut it. Under a budget every
         # member trains its planned epochs: the time is already its, and the best epoch is kept.
         hypermodel = space_class(replace(context, epochs=epochs))
-        patience = epochs if annealing or planner is not None else config.patience
+        most = evaluate.MAX_STRETCH * config.final_epochs
+        patience = most if planner is not None else (epochs if annealing else config.patience)
+        replan = None if planner is None or k > 0 else _first_member_replan(planner, epochs, most, dataset.val, say)
         retrained = evaluate.retrain(hypermodel, hp, feeder, epochs, patience, seed + k, config.log_dir,
-                                     deadline=planner.deadline() if planner else None, say=say, listen=listen)  # fmt: skip
+                                     deadline=planner.deadline if planner else None, say=say, listen=listen,
+                                     replan=replan)  # fmt: skip
         val = evaluate.evaluate_split(retrained.model, dataset.val)
         if planner is not None:
             passes = evaluate.time_passes(retrained.model, dataset.val)
@@ -266,6 +269,24 @@ def _retrain(config, plan, outcome, space_class, context, feeder, dataset, seed:
     if planner is not None and len(retrains) < config.seeds_to_retrain:
         say(f"time budget: {len(retrains)} member(s) retrained; another would not finish in time")
     return retrains, max(r.epochs_planned for r, _ in retrains)
+
+
+def _first_member_replan(planner: evaluate.MemberPlanner, epochs: int, most: int, val, say: Say) -> evaluate.Replan:
+    """Plans the first member again from its own epochs: it was planned from the trial's, or from none.
+
+    Its passes over the validation split are timed then too, so that its
+    deadline keeps the test evaluation's measured time, not a guess.
+    """
+    started = time.time()
+
+    def replanned(model, seconds_per_epoch: float, epochs_done: int) -> int:
+        evaluate.evaluate_split(model, val)  # traces the predict function, as the member's score would
+        now = planner.replan(started, seconds_per_epoch, epochs_done, evaluate.time_passes(model, val))
+        if now != epochs:
+            say(f"time budget: member 1 now trains {now} epochs, planned again at its own {seconds_per_epoch:.2f}s an epoch")
+        return now
+
+    return evaluate.Replan(replanned, most)
 
 
 @dataclass(frozen=True)

@@ -104,3 +104,26 @@ def test_a_1cycle_sgd_model_exports_loadable_by_keras_alone(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "NoneType", "False"]  # exported for inference: no optimizer state
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_a_resized_schedule_continues_where_it_stands_and_ends_at_the_new_step():
+    inner = warmup_cosine(PEAK, 100)
+    schedule = _optimizers.Resizable(inner, end_step=100)
+    np.testing.assert_allclose(values(schedule, range(0, 101, 10)), values(inner, range(0, 101, 10)), rtol=1e-6)
+    at_40 = float(schedule(40))
+    schedule.resize(40, 200)  # the rest, 60 steps of the schedule, now runs over 160
+    assert float(schedule(40)) == pytest.approx(at_40, rel=1e-5)
+    assert float(schedule(120)) == pytest.approx(float(inner(70)), rel=1e-4)  # half-way through the rest
+    assert float(schedule(200)) == pytest.approx(0.0, abs=1e-7) and float(schedule(199)) > 0
+    assert np.all(np.diff(values(schedule, range(40, 201))) <= 1e-9)
+    schedule.resize(120, 130)  # and shrunk again: inner(70)..inner(100) over 10 steps
+    assert float(schedule(125)) == pytest.approx(float(inner(85)), rel=1e-4)
+    assert float(schedule(130)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_a_resized_schedule_serializes_as_it_stands():
+    schedule = _optimizers.Resizable(one_cycle(PEAK, 100), end_step=100)
+    schedule.resize(30, 60)
+    copy = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
+    assert isinstance(copy, _optimizers.Resizable) and copy.end_step == 60
+    np.testing.assert_allclose(values(copy, range(30, 61, 5)), values(schedule, range(30, 61, 5)), rtol=1e-6)
