@@ -106,7 +106,7 @@ def replanned_fit(planned: int, replanned_to: int, annealing: bool = True):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
     model.compile(keras.optimizers.Adam(warmup_cosine(0.05, planned * 4)), "sparse_categorical_crossentropy")
     asked = []
-    length = callbacks.Replanned(planned, 2, lambda model, seconds, done: asked.append((seconds, done)) or replanned_to,
+    length = callbacks.Replanned(planned, 3, lambda model, seconds, done: asked.append((seconds, done)) or replanned_to,
                                  steps_per_epoch=4, annealing=annealing)  # fmt: skip
     seen = WeightsPerEpoch()
     x, y = np.random.default_rng(0).normal(size=(16, 2)).astype("float32"), np.arange(16) % 2

@@ -110,7 +110,7 @@ def fill(planner: evaluate.MemberPlanner, real_seconds_per_epoch: list[float], o
     while (epochs := planner.next_epochs(now)) is not None:
         per_epoch = real_seconds_per_epoch[min(len(planned), len(real_seconds_per_epoch) - 1)]
         started = now + overhead
-        done = evaluate.REPLAN_AFTER_EPOCHS + 1
+        done = evaluate.replan_at(epochs)
         if replan and not planned and epochs > done:
             passes = evaluate.PassTimes(evaluation, evaluation)  # timed on the member, as the service does
             epochs = planner.replan(now, per_epoch, done, passes, now=started + done * per_epoch)

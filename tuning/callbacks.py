@@ -1,7 +1,8 @@
 """The Keras callbacks a trial and the final retraining run with.
 
 Owns: early stopping, the NaN guard, the TensorBoard writer settings, the
-wall-clock `Deadline` and a retraining's `Replanned` length. All are small Keras callbacks, so Keras Tuner can deep-copy them for every trial.
+wall-clock `Deadline` and a retraining's `Replanned` length. All are small Keras
+callbacks, so Keras Tuner can deep-copy them for every trial.
 Does not own: the HParams session (Keras Tuner adds it to any `TensorBoard`
 callback; `tuning.hparams` adds it for the retraining).
 """
@@ -111,24 +112,24 @@ class Replanned(keras.callbacks.Callback):
     """Ends training after its planned epochs, planned again from its own epochs once they are timed.
 
     `fit` runs with an upper bound of epochs and this callback stops it at
-    `epochs`. After `replan_after` epochs past the first (which traces),
-    `replan` is given the model and the median of those epochs' times, and
-    answers the epochs the training should now have. An annealing schedule's remaining steps are
-    then stretched or shrunk (`Resizable`), so it still ends at the last
-    epoch; other schedules do not depend on the length.
+    `epochs`. After `replan_at` epochs, `replan` is given the model and the
+    median time of those epochs after the first (which traces), and answers
+    the epochs the training should now have. An annealing schedule's
+    remaining steps are then stretched or shrunk (`Resizable`), so it still
+    ends at the last epoch; other schedules do not depend on the length.
 
     Args:
         epochs: The epochs planned before training.
-        replan_after: Epochs to time before planning again (the first, which traces, is not counted).
+        replan_at: Epochs trained when it plans again; at least 2.
         replan: `replan(model, seconds_per_epoch, epochs_done)` returns the epochs planned now.
         steps_per_epoch: Batches per epoch, as the model's schedule was built with them.
         annealing: Whether the learning-rate schedule spans the planned epochs. Defaults to False.
     """
 
-    def __init__(self, epochs: int, replan_after: int, replan: Callable[[keras.Model, float, int], int], steps_per_epoch: int,
-                 annealing: bool = False) -> None:  # fmt: skip
+    def __init__(self, epochs: int, replan_at: int, replan: Callable[[keras.Model, float, int], int],
+                 steps_per_epoch: int, annealing: bool = False) -> None:  # fmt: skip
         super().__init__()
-        self.epochs, self.replan_after, self.replan, self.annealing = epochs, replan_after, replan, annealing
+        self.epochs, self.replan_at, self.replan, self.annealing = epochs, max(2, replan_at), replan, annealing
         self.steps_per_epoch = steps_per_epoch
         self.seconds: list[float] = []
         self.schedule: Resizable | None = None
@@ -146,7 +147,7 @@ class Replanned(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.monotonic() - self._began)
         done = epoch + 1
-        if done == self.replan_after + 1 and done < self.epochs:
+        if done == self.replan_at and done < self.epochs:
             steady = sorted(self.seconds[1:])
             epochs = max(done, int(self.replan(self.model, steady[len(steady) // 2], done)))
             if epochs != self.epochs and self.schedule is not None:

@@ -80,8 +80,17 @@ LAST_MEMBER_SLACK = 0.1
 # times one or two epochs, and the process's first trial runs slower (digits: 0.41 s an epoch against
 # 0.23-0.25 s for the members after it). Planned from it as the only member, 49 epochs ended 10 s early
 # and no member of 10 epochs fit after it (50.1 s of a 60-s run). So the first member is planned again
-# from its own epochs after this many past the first (which traces); its schedule is resized to match.
-REPLAN_AFTER_EPOCHS = 2
+# from its own epochs (`replan_at`); its schedule is resized to match. Not after its first few: a
+# member's early epochs run slower too (digits: 0.37-0.66 s for epochs 2-5 against a median of 0.29 s),
+# and planned again after 3 epochs at 0.45 s, one member of 60 epochs ran at 0.25 s and ended a 60-s
+# run at 51.9 s. A quarter of its epochs in, at least `REPLAN_MIN_STEADY_EPOCHS` after the first.
+REPLAN_AT_SHARE = 0.25
+REPLAN_MIN_STEADY_EPOCHS = 3
+
+
+def replan_at(epochs: int) -> int:
+    """The epochs a first member has trained when it is planned again from its own (see `REPLAN_AT_SHARE`)."""
+    return max(1 + REPLAN_MIN_STEADY_EPOCHS, math.ceil(REPLAN_AT_SHARE * epochs))
 
 
 def next_member_epochs(seconds_left: float, seconds_per_epoch: float, overhead: float, full_epochs: int,
@@ -185,8 +194,8 @@ class MemberPlanner:
     """Plans each retraining member under a time budget, from the times measured so far.
 
     Before the first member, its epoch time is the chosen trial's and its
-    overhead an epoch and 2 s; once it has trained `REPLAN_AFTER_EPOCHS`
-    steady epochs it is planned again from them (`replan`); afterwards both
+    overhead an epoch and 2 s; a quarter of its epochs in (`replan_at`) it
+    is planned again from its own (`replan`); afterwards both
     come from the last member trained, whose overhead is its time beyond its
     steady epochs (building, tracing its first epoch, its validation score
     and timing).
@@ -329,7 +338,7 @@ def retrain(
 
     timer = callbacks.EpochTimer(tell)
     length = None if replan is None else callbacks.Replanned(
-        epochs, REPLAN_AFTER_EPOCHS, replan.epochs, steps_per_epoch(feeder.train.size, batch_size),
+        epochs, replan_at(epochs), replan.epochs, steps_per_epoch(feeder.train.size, batch_size),
         annealing=hyperparameters.values.get("lr_schedule") in ANNEALING_SCHEDULES,
     )  # fmt: skip
     history = model.fit(

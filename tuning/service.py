@@ -271,7 +271,8 @@ def _retrain(config, plan, outcome, space_class, context, feeder, dataset, seed:
     return retrains, max(r.epochs_planned for r, _ in retrains)
 
 
-def _first_member_replan(planner: evaluate.MemberPlanner, epochs: int, most: int, val, say: Say) -> evaluate.Replan:
+def _first_member_replan(planner: evaluate.MemberPlanner, epochs: int, most: int, val: datasets.Split,
+                         say: Say) -> evaluate.Replan:  # fmt: skip
     """Plans the first member again from its own epochs: it was planned from the trial's, or from none.
 
     Its passes over the validation split are timed then too, so that its
@@ -279,12 +280,13 @@ def _first_member_replan(planner: evaluate.MemberPlanner, epochs: int, most: int
     """
     started = time.time()
 
-    def replanned(model, seconds_per_epoch: float, epochs_done: int) -> int:
+    def replanned(model: Any, seconds_per_epoch: float, epochs_done: int) -> int:
         evaluate.evaluate_split(model, val)  # traces the predict function, as the member's score would
-        now = planner.replan(started, seconds_per_epoch, epochs_done, evaluate.time_passes(model, val))
-        if now != epochs:
-            say(f"time budget: member 1 now trains {now} epochs, planned again at its own {seconds_per_epoch:.2f}s an epoch")
-        return now
+        planned = planner.replan(started, seconds_per_epoch, epochs_done, evaluate.time_passes(model, val))
+        if planned != epochs:
+            say(f"time budget: member 1 now trains {planned} epochs, planned again at its own "
+                f"{seconds_per_epoch:.2f}s an epoch")  # fmt: skip
+        return planned
 
     return evaluate.Replan(replanned, most)
 
