@@ -76,20 +76,22 @@ FINISH_PASSES = 4
 # off by 8% either way: on CIFAR-10 (seed 1, 5ec7855) 20.0 s planned against 18.5 s trained left
 # 130 s of 1,200 idle. Cut at 90% of its epochs, a cosine schedule is at 2% of its peak rate.
 LAST_MEMBER_SLACK = 0.1
-# The first member is planned from the chosen trial's epoch time, and that can be far off: a trial
-# times one or two epochs, and the process's first trial runs slower (digits: 0.41 s an epoch against
-# 0.23-0.25 s for the members after it). Planned from it as the only member, 49 epochs ended 10 s early
-# and no member of 10 epochs fit after it (50.1 s of a 60-s run). So the first member is planned again
-# from its own epochs (`replan_at`); its schedule is resized to match. Not after its first few: a
-# member's early epochs run slower too (digits: 0.37-0.66 s for epochs 2-5 against a median of 0.29 s),
-# and planned again after 3 epochs at 0.45 s, one member of 60 epochs ran at 0.25 s and ended a 60-s
-# run at 51.9 s. A quarter of its epochs in, at least `REPLAN_MIN_STEADY_EPOCHS` after the first.
+# A member is planned from the epoch time measured before it, and that can be far off. The first's
+# comes from the chosen trial, which times one or two epochs, and the process's first trial runs
+# slower (digits: 0.41 s an epoch against 0.23-0.25 s for the members after it): planned from it as
+# the only member, 49 epochs ended 10 s early and no member of 10 epochs fit after it (50.1 s of a
+# 60-s run). A later member's comes from the member before, and on a busy machine members differ by
+# 25% (0.35 s against 0.27 s: 55.4 s of 60). So each member is planned again from its own epochs
+# (`replan_at`), and its schedule is resized to match. Not after its first few: a member's early
+# epochs run slower too (digits: 0.37-0.66 s for epochs 2-5 against a median of 0.29 s), and planned
+# again after 3 epochs at 0.45 s, one member of 60 epochs ran at 0.25 s and ended a 60-s run at
+# 51.9 s. A quarter of its epochs in, at least `REPLAN_MIN_STEADY_EPOCHS` after the first.
 REPLAN_AT_SHARE = 0.25
 REPLAN_MIN_STEADY_EPOCHS = 3
 
 
 def replan_at(epochs: int) -> int:
-    """The epochs a first member has trained when it is planned again from its own (see `REPLAN_AT_SHARE`)."""
+    """The epochs a member has trained when it is planned again from its own (see `REPLAN_AT_SHARE`)."""
     return max(1 + REPLAN_MIN_STEADY_EPOCHS, math.ceil(REPLAN_AT_SHARE * epochs))
 
 
@@ -194,11 +196,11 @@ class MemberPlanner:
     """Plans each retraining member under a time budget, from the times measured so far.
 
     Before the first member, its epoch time is the chosen trial's and its
-    overhead an epoch and 2 s; a quarter of its epochs in (`replan_at`) it
-    is planned again from its own (`replan`); afterwards both
-    come from the last member trained, whose overhead is its time beyond its
-    steady epochs (building, tracing its first epoch, its validation score
-    and timing).
+    overhead an epoch and 2 s; afterwards both come from the last member
+    trained, whose overhead is its time beyond its steady epochs (building,
+    tracing its first epoch, its validation score and timing). A quarter of
+    its epochs in (`replan_at`), each member is planned again from its own
+    (`replan`).
     The test evaluation and export that follow the last member are kept
     out of the time: `EXPORT_SECONDS`, plus per member `FINISH_PASSES`
     prediction passes and `mc_passes` MC-dropout passes over the test split,
@@ -272,9 +274,10 @@ class MemberPlanner:
         finish = self.finish_seconds_per_member()
         left = self.end - started - EXPORT_SECONDS - finish * self.members
         overhead = max(0.0, now - started - seconds_per_epoch * epochs_done) + seconds_per_epoch + finish
+        # `first=True`: the member is already running, so it is given at least an epoch, never None.
         planned = next_member_epochs(left, seconds_per_epoch, overhead, self.full_epochs, self.cap - self.members,
-                                     first=self.members == 0)  # fmt: skip
-        return max(epochs_done, planned or 0)
+                                     first=True)  # fmt: skip
+        return max(epochs_done, planned)
 
     def record(self, retrained: "Retrained", member_seconds: float, passes: PassTimes) -> None:
         """Takes the times of a member just trained: its steady epoch, its time beyond those, its passes.
@@ -332,25 +335,15 @@ def retrain(
     model = hypermodel.build(hyperparameters)
     batch_size = hyperparameters.get("batch_size")
 
-    def tell(epoch: int, logs: dict, seconds: float) -> None:
-        if listen is not None:
-            listen(events.EpochEnded("retraining", str(seed), epoch + 1, dict(logs), seconds, time.time()))
-
-    timer = callbacks.EpochTimer(tell)
-    length = None if replan is None else callbacks.Replanned(
-        epochs, replan_at(epochs), replan.epochs, steps_per_epoch(feeder.train.size, batch_size),
-        annealing=hyperparameters.values.get("lr_schedule") in ANNEALING_SCHEDULES,
-    )  # fmt: skip
+    timer = _epoch_timer(seed, listen)
+    length = None if replan is None else _replanned_length(replan, epochs, hyperparameters, feeder)
     history = model.fit(
         feeder.train.batches(batch_size, shuffle=True, seed=seed),
         validation_data=feeder.val.batches(EVAL_BATCH_SIZE),
         epochs=epochs if replan is None else max(epochs, replan.most_epochs),
-        callbacks=[*_retraining_callbacks(patience, log_dir, seed, (lambda: length.epochs) if length else epochs,
-                                           deadline, say),
-                   *([length] if length else []), timer],  # fmt: skip
+        callbacks=[*_retraining_callbacks(patience, log_dir, seed, epochs, length, deadline, say), timer],
         verbose=0,
     ).history
-    epochs = epochs if length is None else length.epochs
     val_accuracy, val_loss = history.get("val_accuracy", [np.nan]), history.get("val_loss", [np.nan])
     keys = [callbacks.best_epoch_key(a, l) for a, l in zip(val_accuracy, val_loss)]
     return Retrained(
@@ -360,24 +353,45 @@ def retrain(
         best_epoch=keys.index(max(keys)) + 1,  # the epoch whose weights early stopping kept
         epochs_run=len(val_accuracy),
         wall_seconds=time.monotonic() - started,
-        epochs_planned=epochs,
+        epochs_planned=length.epochs if length else epochs,
         epoch_seconds=tuple(timer.seconds),
     )
 
 
-def _retraining_callbacks(patience: int, log_dir: Path, seed: int, epochs: int | Callable[[], int],
+def _epoch_timer(seed: int, listen: Callable[[events.Event], None] | None) -> callbacks.EpochTimer:
+    """Times a member's epochs and hands each on to `listen` as an `events.EpochEnded`."""
+
+    def tell(epoch: int, logs: dict, seconds: float) -> None:
+        if listen is not None:
+            listen(events.EpochEnded("retraining", str(seed), epoch + 1, dict(logs), seconds, time.time()))
+
+    return callbacks.EpochTimer(tell)
+
+
+def _replanned_length(replan: Replan, epochs: int, hyperparameters: kt.HyperParameters,
+                      feeder: DatasetFeeder) -> callbacks.Replanned:  # fmt: skip
+    """The callback that holds a member's length and plans it again a quarter of its epochs in."""
+    return callbacks.Replanned(
+        epochs, replan_at(epochs), replan.epochs, steps_per_epoch(feeder.train.size, hyperparameters.get("batch_size")),
+        annealing=hyperparameters.values.get("lr_schedule") in ANNEALING_SCHEDULES,
+    )  # fmt: skip
+
+
+def _retraining_callbacks(patience: int, log_dir: Path, seed: int, epochs: int, length: callbacks.Replanned | None,
                           deadline: float | Callable[[], float] | None,
                           say: Callable[[str], None] | None) -> list:  # fmt: skip
     """A member's callbacks: early stopping keeping the best weights, the NaN guard, TensorBoard, deadline, progress.
 
-    `epochs` is the member's length, or a function that reads it while it may be planned again.
+    With a `length`, the member's epochs are what it holds when read, and it ends the training.
     """
+    planned = (lambda: length.epochs) if length is not None else epochs
     return [
         callbacks.early_stopping(patience, restore_best_weights=True),
         keras.callbacks.TerminateOnNaN(),
         callbacks.tensorboard(hparams.retrain_session_dir(log_dir, seed)),
         *([callbacks.Deadline(deadline)] if deadline is not None else []),
-        *([callbacks.Progress(say, f"retraining seed {seed}", epochs)] if say is not None else []),
+        *([callbacks.Progress(say, f"retraining seed {seed}", planned)] if say is not None else []),
+        *([length] if length is not None else []),
     ]
 
 

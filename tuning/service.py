@@ -246,7 +246,7 @@ def _retrain(config, plan, outcome, space_class, context, feeder, dataset, seed:
         hypermodel = space_class(replace(context, epochs=epochs))
         most = evaluate.MAX_STRETCH * config.final_epochs
         patience = most if planner is not None else (epochs if annealing else config.patience)
-        replan = None if planner is None or k > 0 else _first_member_replan(planner, epochs, most, dataset.val, say)
+        replan = None if planner is None else _member_replan(planner, k, epochs, most, dataset.val, say)
         retrained = evaluate.retrain(hypermodel, hp, feeder, epochs, patience, seed + k, config.log_dir,
                                      deadline=planner.deadline if planner else None, say=say, listen=listen,
                                      replan=replan)  # fmt: skip
@@ -271,9 +271,9 @@ def _retrain(config, plan, outcome, space_class, context, feeder, dataset, seed:
     return retrains, max(r.epochs_planned for r, _ in retrains)
 
 
-def _first_member_replan(planner: evaluate.MemberPlanner, epochs: int, most: int, val: datasets.Split,
-                         say: Say) -> evaluate.Replan:  # fmt: skip
-    """Plans the first member again from its own epochs: it was planned from the trial's, or from none.
+def _member_replan(planner: evaluate.MemberPlanner, k: int, epochs: int, most: int, val: datasets.Split,
+                   say: Say) -> evaluate.Replan:  # fmt: skip
+    """Plans member `k` again from its own epochs: it was planned from the trial's or the last member's, or from none.
 
     Its passes over the validation split are timed then too, so that its
     deadline keeps the test evaluation's measured time, not a guess.
@@ -284,7 +284,7 @@ def _first_member_replan(planner: evaluate.MemberPlanner, epochs: int, most: int
         evaluate.evaluate_split(model, val)  # traces the predict function, as the member's score would
         planned = planner.replan(started, seconds_per_epoch, epochs_done, evaluate.time_passes(model, val))
         if planned != epochs:
-            say(f"time budget: member 1 now trains {planned} epochs, planned again at its own "
+            say(f"time budget: member {k + 1} now trains {planned} epochs, planned again at its own "
                 f"{seconds_per_epoch:.2f}s an epoch")  # fmt: skip
         return planned
 
