@@ -243,7 +243,9 @@ class MemberPlanner:
     def next_epochs(self, now: float | None = None) -> int | None:
         """The epochs of the next member, or None when none should start."""
         now = time.time() if now is None else now
-        if self.seconds_per_epoch is None:  # the chosen trial ran before a resume or on a worker: time the first member
+        # Without the chosen trial's epoch time (it ran before a resume, or on a worker): a full-length
+        # member, planned again a quarter of its epochs in.
+        if self.seconds_per_epoch is None:
             return self.full_epochs if self.members == 0 else None
         finish = self.finish_seconds_per_member()
         left = self.end - now - EXPORT_SECONDS - finish * self.members
