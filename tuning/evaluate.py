@@ -83,9 +83,10 @@ LAST_MEMBER_SLACK = 0.1
 # 60-s run). A later member's comes from the member before, and on a busy machine members differ by
 # 25% (0.35 s against 0.27 s: 55.4 s of 60). So each member is planned again from its own epochs
 # (`replan_at`), and its schedule is resized to match. Not after its first few: a member's early
-# epochs run slower too (digits: 0.37-0.66 s for epochs 2-5 against a median of 0.29 s), and planned
-# again after 3 epochs at 0.45 s, one member of 60 epochs ran at 0.25 s and ended a 60-s run at
-# 51.9 s. A quarter of its epochs in, at least `REPLAN_MIN_STEADY_EPOCHS` after the first.
+# epochs run slower too (digits: 0.37-0.66 s for epochs 2-5 against a median of 0.29 s): planned
+# again after 3 epochs, a probe's member was taken at 0.60 s an epoch against its median of 0.28 s,
+# and a live run ended at 51.9 s of 60 with one member of 60 epochs. So a quarter of its epochs in,
+# at least `REPLAN_MIN_STEADY_EPOCHS` after the first.
 REPLAN_AT_SHARE = 0.25
 REPLAN_MIN_STEADY_EPOCHS = 3
 
