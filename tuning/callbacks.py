@@ -10,6 +10,7 @@ callback; `tuning.hparams` adds it for the retraining).
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from pathlib import Path
 from typing import Callable
@@ -108,56 +109,6 @@ class Deadline(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class Replanned(keras.callbacks.Callback):
-    """Ends training after its planned epochs, planned again from its own epochs once they are timed.
-
-    `fit` runs with an upper bound of epochs and this callback stops it at
-    `epochs`. After `replan_at` epochs, `replan` is given the model and the
-    median time of those epochs after the first (which traces), and answers
-    the epochs the training should now have. An annealing schedule's
-    remaining steps are then stretched or shrunk (`Resizable`), so it still
-    ends at the last epoch; other schedules do not depend on the length.
-
-    Args:
-        epochs: The epochs planned before training.
-        replan_at: Epochs trained when it plans again; at least 2.
-        replan: `replan(model, seconds_per_epoch, epochs_done)` returns the epochs planned now.
-        steps_per_epoch: Batches per epoch, as the model's schedule was built with them.
-        annealing: Whether the learning-rate schedule spans the planned epochs. Defaults to False.
-    """
-
-    def __init__(self, epochs: int, replan_at: int, replan: Callable[[keras.Model, float, int], int],
-                 steps_per_epoch: int, annealing: bool = False) -> None:  # fmt: skip
-        super().__init__()
-        self.epochs, self.replan_at, self.replan, self.annealing = epochs, max(2, replan_at), replan, annealing
-        self.steps_per_epoch = steps_per_epoch
-        self.seconds: list[float] = []
-        self.schedule: Resizable | None = None
-
-    def on_train_begin(self, logs=None):
-        schedule = getattr(self.model.optimizer, "_learning_rate", None)  # Keras keeps the schedule object here
-        if self.annealing and isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
-            # Wrapped before the first step traces the training function, which then reads its variables.
-            self.schedule = Resizable(schedule, end_step=self.epochs * self.steps_per_epoch)
-            self.model.optimizer.learning_rate = self.schedule
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._began = time.monotonic()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.monotonic() - self._began)
-        done = epoch + 1
-        if done == self.replan_at and done < self.epochs:
-            steady = sorted(self.seconds[1:])
-            epochs = max(done, int(self.replan(self.model, steady[len(steady) // 2], done)))
-            if epochs != self.epochs and self.schedule is not None:
-                step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
-                self.schedule.resize(step, step + (epochs - done) * (step // done))
-            self.epochs = epochs
-        if done >= self.epochs:
-            self.model.stop_training = True
-
-
 class Progress(keras.callbacks.Callback):
     """Says one line every `every_seconds` of training (and after the last epoch): epoch, validation scores, time.
 
@@ -208,6 +159,52 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.monotonic() - self._began)
         if self.on_epoch is not None:
             self.on_epoch(epoch, logs or {}, self.seconds[-1])
+
+
+class Replanned(EpochTimer):
+    """Ends training after its planned epochs, planned again from its own epochs once they are timed.
+
+    `fit` runs with an upper bound of epochs and this callback stops it at
+    `epochs`. After `replan_at` epochs, `replan` is given the model and the
+    median time of those epochs after the first (which traces), and answers
+    the epochs the training should now have. An annealing schedule's
+    remaining steps are then stretched or shrunk (`Resizable`), so it still
+    ends at the last epoch; other schedules do not depend on the length.
+
+    Args:
+        epochs: The epochs planned before training.
+        replan_at: Epochs trained when it plans again; at least 2.
+        replan: `replan(model, seconds_per_epoch, epochs_done)` returns the epochs planned now.
+        steps_per_epoch: Batches per epoch, as the model's schedule was built with them.
+        annealing: Whether the learning-rate schedule spans the planned epochs. Defaults to False.
+    """
+
+    def __init__(self, epochs: int, replan_at: int, replan: Callable[[keras.Model, float, int], int],
+                 steps_per_epoch: int, annealing: bool = False) -> None:  # fmt: skip
+        super().__init__()  # times each epoch into `self.seconds`
+        self.epochs, self.replan_at, self.replan, self.annealing = epochs, max(2, replan_at), replan, annealing
+        self.steps_per_epoch = steps_per_epoch
+        self.schedule: Resizable | None = None
+
+    def on_train_begin(self, logs=None):
+        schedule = getattr(self.model.optimizer, "_learning_rate", None)  # Keras keeps the schedule object here
+        if self.annealing and isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            # Wrapped before the first step traces the training function, which then reads its variables.
+            self.schedule = Resizable(schedule, end_step=self.epochs * self.steps_per_epoch)
+            self.model.optimizer.learning_rate = self.schedule
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        done = epoch + 1
+        if done == self.replan_at and done < self.epochs:
+            steady = statistics.median_high(self.seconds[1:])
+            epochs = max(done, int(self.replan(self.model, steady, done)))
+            if epochs != self.epochs and self.schedule is not None:
+                step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+                self.schedule.resize(step, step + (epochs - done) * (step // done))
+            self.epochs = epochs
+        if done >= self.epochs:
+            self.model.stop_training = True
 
 
 class TensorBoard(keras.callbacks.TensorBoard):

@@ -249,7 +249,7 @@ class MemberPlanner:
         if self.seconds_per_epoch is None:
             return self.full_epochs if self.members == 0 else None
         finish = self.finish_seconds_per_member()
-        left = self.end - now - EXPORT_SECONDS - finish * self.members
+        left = self._seconds_left(now, finish)
         # Until a member is timed, building and tracing it is taken as an epoch and 2 s.
         overhead = (self.overhead if self.overhead is not None else self.seconds_per_epoch + 2.0) + finish
         return next_member_epochs(left, self.seconds_per_epoch, overhead, self.full_epochs, self.cap - self.members,
@@ -275,12 +275,16 @@ class MemberPlanner:
         self.seconds_per_epoch = seconds_per_epoch
         self.passes = passes or self.passes
         finish = self.finish_seconds_per_member()
-        left = self.end - started - EXPORT_SECONDS - finish * self.members
+        left = self._seconds_left(started, finish)
         overhead = max(0.0, now - started - seconds_per_epoch * epochs_done) + seconds_per_epoch + finish
         # `first=True`: the member is already running, so it is given at least an epoch, never None.
         planned = next_member_epochs(left, seconds_per_epoch, overhead, self.full_epochs, self.cap - self.members,
                                      first=True)  # fmt: skip
         return max(epochs_done, planned)
+
+    def _seconds_left(self, at: float, finish: float) -> float:
+        """Time from `at` for the members still to train, less the export and the finish of those trained."""
+        return self.end - at - EXPORT_SECONDS - finish * self.members
 
     def record(self, retrained: "Retrained", member_seconds: float, passes: PassTimes) -> None:
         """Takes the times of a member just trained: its steady epoch, its time beyond those, its passes.
