@@ -73,7 +73,7 @@ def chromium(window: str = "1800,1100"):
 
 def shoot(logdir: Path, out: Path) -> dict:
     """Saves `table.png` and `parallel-coordinates.png` under `out`; returns what the page held."""
-    from tuning.distributed import free_port
+    from tuning.distributed.addresses import free_port
 
     out.mkdir(parents=True, exist_ok=True)
     port = free_port("127.0.0.1")

@@ -73,7 +73,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(own)
     command = ["python", "-m", "tuning.run", args.dataset, "--data-dir", args.data_dir, "--seed", str(args.seed), *extra]
     from bench.memory import _commit
-    from tuning.metrics import RunMetrics
+    from tuning.records.metrics import RunMetrics
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(args.workdir or tmp)

@@ -4,9 +4,9 @@
 
 Separates TensorFlow's own per-fit growth from anything this project does:
 `numpy` feeds arrays through Keras's adapter (no project code), `feeder` and
-`feeder-once` use `tuning.pipeline` (built per fit, or once), `feeder-small`
+`feeder-once` use `tuning.training.pipeline` (built per fit, or once), `feeder-small`
 fits a 2x64 model instead of 2x1024, and `nofit` builds models without
-training them. `--release` calls `tuning.graph_memory.release_finished_graphs()`
+training them. `--release` calls `tuning.training.graph_memory.release_finished_graphs()`
 before each fit, as the tuner does after each trial; without it, TensorFlow's
 gradient registry keeps every fitted model's graph and weights. It also
 reports how many models and kernels Python still holds after collection
@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     from bench.memory import rss_mb
-    from tuning import graph_memory
-    from tuning.datasets import load_dataset
-    from tuning.pipeline import DatasetFeeder
+    from tuning.data.datasets import load_dataset
+    from tuning.training import graph_memory
+    from tuning.training.pipeline import DatasetFeeder
 
     data = load_dataset("mnist", args.data_dir)
     feeder = DatasetFeeder(data)

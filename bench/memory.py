@@ -56,7 +56,7 @@ def tree_rss_mb() -> tuple[float, int]:
 
 def run_tuning(args, workdir: Path, workers: bool = False) -> list[float | None]:
     from tuning import service
-    from tuning.config import RunConfig
+    from tuning.config.run_config import RunConfig
 
     samples: list[float | None] = []
 
@@ -75,7 +75,7 @@ def run_tuning(args, workdir: Path, workers: bool = False) -> list[float | None]
         checkpoint_root=str(workdir / "checkpoints"), log_root=str(workdir / "logs"),
         **({"workers": 1, "recycle_after": args.recycle_after} if workers else {}),
     )  # fmt: skip
-    service.run(config, say=say)
+    service.tune_and_export(config, say=say)
     return samples
 
 
@@ -108,7 +108,7 @@ def run_keras_tuner(args, workdir: Path) -> list[float]:
     import keras
     import keras_tuner as kt
 
-    from tuning.datasets import load_dataset
+    from tuning.data.datasets import load_dataset
 
     data = load_dataset(args.dataset, args.data_dir)
     samples: list[float] = []

@@ -4,7 +4,7 @@
 
 Trains the space's default configuration for the dataset's profile, and the
 same configuration with one hyperparameter changed (`VARIANTS`), through the
-service's own retraining (`tuning.evaluate.retrain`: the training split, a
+service's own retraining (`tuning.final.retraining.retrain`: the training split, a
 schedule spanning the epochs, the best validation epoch kept), and records
 each one's best validation accuracy and wall time. Only the validation split
 is read: these figures choose defaults, so the test set stays unseen.
@@ -43,10 +43,10 @@ def measure(dataset_name: str, data_dir: Optional[str], variant: str, epochs: in
 
     import search_spaces
     from search_spaces.base import SpaceContext, default_values
-    from tuning import evaluate
-    from tuning.cli import quiet_libraries
-    from tuning.datasets import load_dataset
-    from tuning.pipeline import DatasetFeeder
+    from tuning.cli.base import quiet_libraries
+    from tuning.data.datasets import load_dataset
+    from tuning.final import retraining
+    from tuning.training.pipeline import DatasetFeeder
 
     quiet_libraries()
     data = load_dataset(dataset_name, data_dir)
@@ -59,7 +59,7 @@ def measure(dataset_name: str, data_dir: Optional[str], variant: str, epochs: in
     hp = declared.copy()
     hp.values = values
     with tempfile.TemporaryDirectory() as logs:
-        retrained = evaluate.retrain(space, hp, DatasetFeeder(data), epochs, epochs, seed, Path(logs))
+        retrained = retraining.retrain(space, hp, DatasetFeeder(data), epochs, epochs, seed, Path(logs))
     val = retrained.history["val_accuracy"]
     return {"variant": variant, "changes": VARIANTS[variant], "seed": seed, "epochs": epochs,
             "best_val_accuracy": max(val), "last_val_accuracy": val[-1], "seconds": round(retrained.wall_seconds, 1)}  # fmt: skip

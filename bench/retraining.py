@@ -13,7 +13,7 @@
   default augmentation, the same epochs and the same seed.
 
 Each arm trains through the service's own retraining where the arm is a
-configuration of the space (`tuning.evaluate.retrain`), in a fresh process.
+configuration of the space (`tuning.final.retraining.retrain`), in a fresh process.
 Only the validation split is read: these figures choose defaults and rules,
 so the test set stays unseen. Results are appended to
 `bench/results/retraining-EXPERIMENT-DATASET.json` with command, date and commit.
@@ -52,18 +52,18 @@ def _space_defaults(data, epochs: int):
 
 def _retrain_defaults(data, epochs: int, seed: int):
     """One member of the space's defaults, trained as the service retrains: (model, seconds)."""
-    from tuning import evaluate
-    from tuning.pipeline import DatasetFeeder
+    from tuning.final import retraining
+    from tuning.training.pipeline import DatasetFeeder
 
     space, hp = _space_defaults(data, epochs)
     with tempfile.TemporaryDirectory() as logs:
-        retrained = evaluate.retrain(space, hp, DatasetFeeder(data), epochs, epochs, seed, Path(logs))
+        retrained = retraining.retrain(space, hp, DatasetFeeder(data), epochs, epochs, seed, Path(logs))
     return retrained.model, retrained.wall_seconds
 
 
 def arm_members(data, epochs: int, seed: int) -> dict:
     """One full-length member against two half-length ones, on validation."""
-    from tuning import evaluate
+    from tuning.final import evaluate
 
     full, full_seconds = _retrain_defaults(data, epochs, seed)
     full_val = evaluate.evaluate_split(full, data.val)["accuracy"]
@@ -81,7 +81,7 @@ def arm_colour_prior(data, epochs: int, seed: int) -> dict:
     import keras
 
     from bench.run import strong_guess_model
-    from tuning import evaluate
+    from tuning.final import evaluate
 
     ours, ours_seconds = _retrain_defaults(data, epochs, seed)
     ours_val = evaluate.evaluate_split(ours, data.val)["accuracy"]
@@ -115,8 +115,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error(f"colour-prior compares the colour profile's default; use --dataset cifar10, but got dataset={args.dataset!r}")
     if args.inside:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        from tuning.cli import quiet_libraries
-        from tuning.datasets import load_dataset
+        from tuning.cli.base import quiet_libraries
+        from tuning.data.datasets import load_dataset
 
         quiet_libraries()
         print(json.dumps(ARMS[args.experiment](load_dataset(args.dataset, args.data_dir), args.epochs, args.seed)))

@@ -10,7 +10,7 @@ defaults, then random draws, as Hyperband's are), and trains each one:
   trial's schedule spanned the top rung's epochs, so the low rung judged an
   annealing schedule still near its peak;
 - for `--low` epochs with a schedule spanning them: its score at the low
-  rung under the *new* rule (`tuning.hyperband.fit_schedule_to_rung`).
+  rung under the *new* rule (`tuning.search.hyperband.fit_schedule_to_rung`).
 
 A trial's score is Keras Tuner's: the best validation accuracy over the
 epochs it trained. The figure is Spearman's rank correlation (scipy)
@@ -69,14 +69,14 @@ def draw_configurations(data, count: int, seed: int, top: int) -> list[dict]:
 
 def train(data, values: dict, epochs: int, top: int, seed: int) -> dict:
     """Trains `values` for `epochs` with a schedule spanning them; returns its validation curve and seconds."""
-    from tuning import evaluate
-    from tuning.pipeline import DatasetFeeder
+    from tuning.final import retraining
+    from tuning.training.pipeline import DatasetFeeder
 
     space, declared = _space(data, epochs)
     hp = declared.copy()
     hp.values = dict(values)
     with tempfile.TemporaryDirectory() as logs:
-        retrained = evaluate.retrain(space, hp, DatasetFeeder(data), epochs, PATIENCE, seed, Path(logs))
+        retrained = retraining.retrain(space, hp, DatasetFeeder(data), epochs, PATIENCE, seed, Path(logs))
     return {"val_accuracy": retrained.history.get("val_accuracy", []), "seconds": round(retrained.wall_seconds, 1),
             "parameters": int(retrained.model.count_params())}  # fmt: skip
 
@@ -107,8 +107,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                      f"configurations={args.configurations}")  # fmt: skip
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if args.one is not None:
-        from tuning.cli import quiet_libraries
-        from tuning.datasets import load_dataset
+        from tuning.cli.base import quiet_libraries
+        from tuning.data.datasets import load_dataset
 
         quiet_libraries()
         data = load_dataset(args.dataset, args.data_dir)

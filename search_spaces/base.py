@@ -18,6 +18,7 @@ import keras_tuner as kt
 import numpy as np
 
 from search_spaces import _optimizers
+from tuning.training.schedules import steps_per_epoch
 
 BATCH_SIZES = (64, 128, 256, 512)
 # Random shifts of the input, in pixels: a few pixels is the classic augmentation for small images.
@@ -28,6 +29,8 @@ LABEL_SMOOTHING = (0.0, 0.05, 0.1)
 SHARED_PRIORS: Mapping[str, Mapping[str, Any]] = {
     "grey": {"translate": 2, "label_smoothing": 0.0, "batch_size": 128},
     "colour": {"translate": 3, "flip": True, "label_smoothing": 0.0, "batch_size": 128},
+    # Feature vectors and tables: nothing to augment; see each space's own "features" prior.
+    "features": {"label_smoothing": 0.0, "batch_size": 128},
 }
 
 
@@ -55,6 +58,8 @@ class SpaceContext:
             regularization wins short trainings (flips cost a point on
             CIFAR-10 after 10 epochs and are worth two after 30), so a short
             trial is no evidence for turning it down. Defaults to False.
+        kind: What the examples are: `images`, `features` or `table`
+            (`tuning.data.types.KINDS`). Only images are augmented. Defaults to `images`.
     """
 
     input_shape: tuple[int, ...]
@@ -67,10 +72,13 @@ class SpaceContext:
     epochs: int = 1
     mirror_invariant: bool = False
     regularization_floor: bool = False
+    kind: str = "images"
 
     @property
     def image_shape(self) -> Optional[tuple[int, int, int]]:
         """`(height, width, channels)` when examples are images (2-D, or 3-D with 1 or 3 channels), else None."""
+        if self.kind != "images":
+            return None
         shape = tuple(self.input_shape)
         if len(shape) == 2:
             return (shape[0], shape[1], 1)
@@ -80,7 +88,9 @@ class SpaceContext:
 
     @property
     def profile(self) -> str:
-        """`"colour"` for 3-channel images (photos), else `"grey"` (digits, and anything not an image)."""
+        """`"features"` for feature vectors and tables, `"colour"` for 3-channel images (photos), else `"grey"`."""
+        if self.kind != "images":
+            return "features"
         image = self.image_shape
         return "colour" if image is not None and image[-1] == 3 else "grey"
 
@@ -96,6 +106,7 @@ class SpaceContext:
             feature_var=var,
             train_size=len(dataset.train),
             mirror_invariant=bool(getattr(dataset, "mirror_invariant", False)),
+            kind=getattr(dataset, "kind", "images"),
             **options,
         )
 
@@ -151,7 +162,7 @@ class SearchSpace(kt.HyperModel):
         model.compile(
             optimizer=_optimizers.optimizer(
                 hp,
-                steps_per_epoch=_optimizers.steps_per_epoch(self.context.train_size, batch_size),
+                steps_per_epoch=steps_per_epoch(self.context.train_size, batch_size),
                 epochs=self.context.epochs,
                 choices=self.OPTIMIZERS,
                 defaults=self.defaults,
@@ -288,7 +299,7 @@ def _branch_values(hp) -> list:
 def default_values(space: kt.HyperParameters) -> dict:
     """The space's default configuration: each active hyperparameter at its default.
 
-    Tuners try it first (see `tuning.tuners.start_from_defaults`), so a
+    Every tuner tries it first (`tuning.search.proposals.LocalSearch`), so a
     search never ends worse, on validation, than the space's own best guess.
 
     Args:

@@ -34,7 +34,9 @@ class DenseSpace(SearchSpace):
     then cosine-annealed, batch 128, shifts of up to 2 pixels. Colour photos:
     standardized inputs, 3×1024 Dense-BN-ReLU, dropout 0.1, Adam with
     decoupled weight decay 1e-4 (AdamW) warmed up to 1e-3 then cosine,
-    random left-right flips and shifts of up to 3 pixels.
+    random left-right flips and shifts of up to 3 pixels. Feature vectors and
+    tables: standardized inputs, 3×512 Dense-BN-ReLU, dropout 0.2, Adam
+    warmed up to 2e-3 then cosine, batch 128, no augmentation.
     """
 
     DEFAULT_LEARNING_RATE = 2e-3
@@ -44,6 +46,10 @@ class DenseSpace(SearchSpace):
         # validation after 20 epochs (`python -m bench.priors --dataset cifar10`, bench/results/priors-cifar10.json).
         "colour": {"standardize": True, "num_layers": 3, "normalization": "batch", "dropout": 0.1,
                    "learning_rate": 1e-3, "weight_decay": 1e-4},
+        # Feature vectors and tables: a reasoned first choice, the MLP a practitioner writes for tabular data
+        # (3×512 Dense-BN-ReLU, dropout 0.2, standardized inputs, Adam warmed up to 2e-3 then cosine);
+        # to be settled on the held-out tasks' validation splits (docs/search.md).
+        "features": {"standardize": True, "num_layers": 3, "units": 512, "normalization": "batch", "dropout": 0.2},
     }  # fmt: skip
 
     def build_network(self, hp: kt.HyperParameters) -> keras.Model:

@@ -12,20 +12,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 import pytest
 
-from tuning.datasets import Dataset, Split
+from tuning.data.datasets import Dataset, Split
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def keras_tuner_patched():
+    """Tests that build tuners themselves take the step every run takes first (`tuning.service`)."""
+    from tuning.search import kt_patches
+
+    kt_patches.apply()
+
+
 @pytest.fixture(autouse=True)
 def seeded_keras():
-    import gc
-
     import keras
 
     keras.utils.set_random_seed(0)
-    yield
-    gc.unfreeze()  # building a tuner freezes what is alive; let the next test's garbage be collected
 
 
 def make_dataset(n_train=96, n_val=32, n_test=32, shape=(8, 8), n_classes=3, seed=0) -> Dataset:

@@ -46,6 +46,7 @@ def test_bench_accuracy_and_overhead_smoke(tmp_path):
 def test_bench_refuses_bad_arguments_with_one_line(tmp_path):
     done = _bench("accuracy", "--methods", "magic", "--results", str(tmp_path), "--readme", str(tmp_path / "R.md"))
     assert done.returncode == 2
-    assert "methods must be among keras-tuner, exercise-mlp, strong-guess, strong-guess-budget, tuning-defaults-only, tuning" in done.stderr
+    assert ("methods must be among keras-tuner, exercise-mlp, strong-guess, strong-guess-budget, keras-tuner-hyperband, "
+            "optuna-tpe, hand-guess-budget, tuning-defaults-only, tuning") in done.stderr
     done = _bench("accuracy", "--first-seed", "-1", "--results", str(tmp_path), "--readme", str(tmp_path / "R.md"))
     assert done.returncode == 2 and "first_seed=-1" in done.stderr

@@ -13,8 +13,8 @@ import pytest
 
 from bench import dashboard
 from tests.conftest import run_cli
-from tuning import events
-from tuning.distributed import free_port
+from tuning.distributed.addresses import free_port
+from tuning.records import events
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")

@@ -12,8 +12,8 @@ import pytest
 from tensorboard.plugins.hparams import metadata
 
 from tests.conftest import run_cli
-from tests.test_hparams import experiment_of, read_hparams_plugin_data
-from tuning.datasets import load_dataset
+from tests.records.test_hparams import experiment_of, read_hparams_plugin_data
+from tuning.data.datasets import load_dataset
 
 LOAD_AND_PREDICT = """
 import sys, numpy as np, keras, tensorflow as tf

@@ -1,49 +1,54 @@
 """One tuning run from a `RunConfig` to an export: the order of the steps.
 
-Owns: the sequence (check the input, load data, lock the run, resume or start
-afresh, search, retrain, evaluate once, export), turning the `RunConfig`
-into the search's `SearchPlan` and a worker's `WorkerSpec`, and the
-`RunResult`. Each step is someone else's: data (`tuning.datasets`), the files
-of a run (`tuning.run_files`), spaces (`search_spaces`), the search
-(`tuning.search`, a worker's side too), HParams (`tuning.hparams`),
-retraining and the test evaluation (`tuning.evaluate`), the record
-(`tuning.metrics`) and the files of the export (`tuning.export`). Nothing
-under `checkpoints/` changes until the input has been checked and the data
-loaded.
+Owns: the sequence of `tune_and_export` (check the input, load data, lock
+the run, resume or start afresh, search, retrain, evaluate once, export),
+turning the `RunConfig` into the search's `SearchPlan`, a worker's
+`WorkerSpec` and the `RetrainingPlan`, the process-wide steps at a run's
+start (Keras Tuner's patches, TensorFlow's threads), and the
+`TuningResult`. Each step is someone else's: data (`tuning.data`), the files
+of a run (`tuning.records.run_files`), spaces (`search_spaces`), the search
+(`tuning.search`) and its distribution (`tuning.distributed`), the
+retraining (`tuning.final.retraining`), the test evaluation
+(`tuning.final.assessment`), the record (`tuning.records.metrics`) and the
+files of the export (`tuning.final.export`). Nothing under `checkpoints/`
+changes until the input has been checked and the data loaded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-import search_spaces
-from search_spaces._optimizers import ANNEALING_SCHEDULES
 from search_spaces.base import SpaceContext
-from tuning import datasets, distributed, evaluate, events, export, hparams, lr_range, optuna_oracle, search, tuners
-from tuning.budget import TimeBudget
+from tuning import distributed, search
 from tuning.config import RunConfig
+from tuning.data import datasets
+from tuning.distributed.worker import WorkerResult
 from tuning.errors import UsageError
-from tuning.events import Listener, Say
-from tuning.lock import RunLock
-from tuning.metrics import DatasetFigures, FinalFigures, RunMetrics, SearchFigures, machine, versions
-from tuning.pipeline import DatasetFeeder
-from tuning.plan import WorkerSpec, WorkerTemplate
-from tuning.run_files import choose_seed
-from tuning.search import WorkerResult
+from tuning.final import evaluate, export, retraining
+from tuning.final.assessment import Assessment, assess
+from tuning.records import events
+from tuning.records.events import Listener, Say
+from tuning.records.lock import RunLock
+from tuning.records.metrics import DatasetFigures, FinalFigures, RunMetrics, SearchFigures, machine, versions
+from tuning.records.run_files import choose_seed
+from tuning.search import kt_patches, lr_range, optuna_oracle, spaces, tuners
+from tuning.search.budget import TimeBudget
+from tuning.search.plan import OPTUNA_TUNERS, WorkerSpec, WorkerTemplate
+from tuning.training.pipeline import DatasetFeeder
+from tuning.training.threads import use_threads
 
-
-__all__ = ["run", "RunResult", "WorkerResult", "search_plan"]
+__all__ = ["tune_and_export", "TuningResult", "WorkerResult", "search_plan"]
 
 
 @dataclass(frozen=True)
-class RunResult:
+class TuningResult:
     """What a finished run produced.
 
     Args:
@@ -63,57 +68,84 @@ class RunResult:
         """`metrics.json` as a dict, as it reads from the file."""
         return self.record.to_dict()
 
+    @property
+    def test_accuracy(self) -> float:
+        """The exported model's accuracy on the test split, read once."""
+        return self.record.final.test_accuracy
 
-def run(config: RunConfig, say: Say = print, listen: Listener | None = None) -> RunResult | WorkerResult:
+    @property
+    def test_accuracy_ci95(self) -> tuple[float, float]:
+        """Its 95% Wilson interval."""
+        low, high = self.record.final.test_accuracy_ci95
+        return (low, high)
+
+    @property
+    def run_name(self) -> str:
+        """The run's name (`checkpoints/RUN`), which a rerun resumes."""
+        return self.record.run
+
+
+def tune_and_export(config: RunConfig, say: Say = print, listen: Listener | None = None,
+                    freeze_setup: bool = False) -> TuningResult | WorkerResult:  # fmt: skip
     """Searches, retrains the best configuration, reads the test set after selection, and exports.
 
     A worker (`role="worker"`) only runs the trials its chief hands out and
     returns a `WorkerResult`; the chief (or the one process) does the rest.
+    Its first step applies the Keras Tuner patches (`kt_patches.apply`),
+    which every run needs for its saves and resume.
 
     Args:
         config: The validated run.
         say: Where progress lines go. Defaults to `print`.
-        listen: Receives the run's events (`tuning.events`) as they happen. Defaults to None.
+        listen: Receives the run's events (`tuning.records.events`) as they happen. Defaults to None.
+        freeze_setup: Exempt what is alive once the tuner is built from garbage
+            collection (`tuning.search.run_search`); for a process that does
+            nothing but this run, as `python -m tuning.run`. Defaults to False.
     """
     began = time.time()
-    space_class = _preflight(config)
+    space = _preflight(config)
     if config.role == "worker":
-        return search.join(worker_spec(config, began), say)
+        return distributed.join(worker_spec(config, began), say)
+    kt_patches.apply()
     files = config.files
     previous = files.previous(config.identity(), config.overwrite)
     dataset = _load(config, say)
+    identity = run_identity(config, dataset, space)
+    files.previous(identity, config.overwrite)  # the data's and the space's files must be the run's own
+    context = SpaceContext.for_dataset(dataset, batch_size=config.batch_size, epochs=config.max_epochs,
+                                       regularization_floor=config.regularization_floor)  # fmt: skip
+    spaces.check_builds(space, context)
     with RunLock(files.run_dir):
         seed = choose_seed(config.seed, previous, config.overwrite)
         if config.overwrite:
             files.clear()
         listen = events.fan_out(events.JsonLinesLog(files.log_dir / events.EVENTS_FILE), listen)
         feeder = DatasetFeeder(dataset)
-        lr_bounds = _learning_rate_bounds(config, dataset, space_class, feeder, seed, previous, say)
-        plan = search_plan(config, began)
+        lr_bounds = _learning_rate_bounds(config, dataset, space, feeder, seed, previous, say)
+        plan = search_plan(config, began, identity)
         say(_budget_line(config, plan))
-        files.write(config.identity(), seed, lr_bounds, budget_began=plan.budget.began if plan.budget else None)
-        context = SpaceContext.for_dataset(
-            dataset, batch_size=config.batch_size, epochs=config.max_epochs, learning_rate_bounds=lr_bounds,
-            regularization_floor=config.regularization_floor,
-        )  # fmt: skip
-        outcome = _timed_search(config, plan, space_class(context), feeder, seed, previous, lr_bounds, say, listen)
-        retrains, epochs = _retrain(config, plan, outcome, space_class, context, feeder, dataset, seed, say, listen)
+        files.write(identity, seed, lr_bounds, budget_began=plan.budget.began if plan.budget else None)
+        context = replace(context, learning_rate_bounds=lr_bounds)
+        outcome = _timed_search(config, plan, space.factory(context), feeder, seed, previous, lr_bounds, say, listen,
+                                freeze_setup, identity)  # fmt: skip
+        retrains = _retrain(config, plan, outcome, space, context, feeder, dataset, seed, say, listen)
         finishing = time.monotonic()
-        assessed = _assess(config, retrains, epochs, dataset, outcome)
+        values = {k: v for k, v in outcome.hyperparameters.values.items() if not k.startswith("tuner/")}
+        assessed = assess(retrains, dataset, config.mc_passes, config.log_dir, outcome.session_table,
+                          outcome.hyperparameters.values, say)  # fmt: skip
         record = _record(config, seed, dataset, outcome, assessed, lr_bounds)
-        hyperparameters = {k: v for k, v in outcome.hyperparameters.values.items() if not k.startswith("tuner/")}
         figures = export.Figures(
             confusion=assessed.matrix, class_names=list(dataset.class_names), history=assessed.shown.history,
             best_epoch=assessed.shown.best_epoch, trial_scores=outcome.trial_scores, trial_seconds=outcome.trial_seconds,
         )  # fmt: skip
-        export_dir = export.write_export(files.export_dir, assessed.model, hyperparameters, record, figures)
+        export_dir = export.write_export(files.export_dir, assessed.model, values, record, figures, dataset.raw_input)
         listen(events.Exported(str(export_dir), assessed.test["accuracy"], time.time()))
         say(f"tested and exported in {time.monotonic() - finishing:.1f}s; {time.time() - began:.0f}s since the run began")
-    return RunResult(export_dir, files.log_dir, record, hyperparameters)
+    return TuningResult(export_dir, files.log_dir, record, values)
 
 
 def _timed_search(config, plan, hypermodel, feeder, seed: int, previous, lr_bounds, say: Say,
-                  listen: Listener | None = None) -> search.SearchOutcome:  # fmt: skip
+                  listen: Listener | None, freeze_setup: bool, identity: dict) -> search.SearchOutcome:  # fmt: skip
     """Runs the search; its wall time, summed over every process that searched, goes to `run.json`.
 
     A process stopped by an error or Ctrl-C still adds its time; one killed
@@ -123,11 +155,13 @@ def _timed_search(config, plan, hypermodel, feeder, seed: int, previous, lr_boun
     started = time.monotonic()
 
     def record(total: float) -> None:
-        config.files.write(config.identity(), seed, lr_bounds, search_seconds=total,
+        config.files.write(identity, seed, lr_bounds, search_seconds=total,
                            budget_began=plan.budget.began if plan.budget else None)  # fmt: skip
 
     try:
-        outcome = search.run_search(plan, hypermodel, feeder, seed, say, listen)
+        drive = distributed.serve_workers(plan, seed, say) if plan.role == "chief" else None
+        outcome = search.run_search(plan, hypermodel, feeder, seed, say, listen, drive=drive,
+                                     freeze_setup=freeze_setup)  # fmt: skip
     except BaseException:
         record(earlier + time.monotonic() - started)
         raise
@@ -136,8 +170,24 @@ def _timed_search(config, plan, hypermodel, feeder, seed: int, previous, lr_boun
     return outcome
 
 
-def search_plan(config: RunConfig, began: float) -> search.SearchPlan:
-    """The search part of a run's configuration, as `tuning.search` takes it."""
+def run_identity(config: RunConfig, dataset: datasets.Dataset, space: spaces.ResolvedSpace) -> dict:
+    """What a rerun must share to resume: the options, and the fingerprints of the user's data and space files."""
+    identity = config.identity()
+    if dataset.source_fingerprint is not None:
+        identity["data_fingerprint"] = dataset.source_fingerprint
+    if space.fingerprint is not None:
+        identity["space_fingerprint"] = space.fingerprint
+    return identity
+
+
+def search_plan(config: RunConfig, began: float, identity: dict | None = None) -> search.SearchPlan:
+    """The search part of a run's configuration, as `tuning.search` takes it.
+
+    Args:
+        config: The run.
+        began: `time.time()` when the run began, which a time budget counts from.
+        identity: What workers must share (`run_identity`). Defaults to None (`config.identity()`).
+    """
     host, port = config.oracle_address()
     role = config.role or ("chief" if config.workers else "local")
     budget = None if config.time_budget is None else TimeBudget.of_minutes(
@@ -148,14 +198,15 @@ def search_plan(config: RunConfig, began: float) -> search.SearchPlan:
         files=config.files, study_name=config.run_name, space=config.space_name, pruner=config.pruner_name,
         storage_url=config.storage, role=role, oracle_host=host, oracle_port=port, workers=config.workers,
         worker_id=config.worker_name if role == "worker" else None, chief_timeout=config.chief_timeout,
-        recycle_after=config.recycle_after, budget=budget, worker_template=worker_template(config) if config.workers else None,
+        recycle_after=config.recycle_after, budget=budget, worker_template=worker_template(config, identity) if config.workers else None,
     )  # fmt: skip
 
 
-def worker_template(config: RunConfig) -> WorkerTemplate:
+def worker_template(config: RunConfig, identity: dict | None = None) -> WorkerTemplate:
     """What a worker needs besides its plan to rebuild this run's data and space."""
-    return WorkerTemplate(dataset=config.dataset, space=config.space_name, identity=config.identity(),
-                          data_dir=config.data_dir, batch_size=config.batch_size)  # fmt: skip
+    return WorkerTemplate(dataset=config.dataset, space=config.space_name, identity=identity or config.identity(),
+                          data_dir=config.data_dir, batch_size=config.batch_size,
+                          data_options=dataclasses.asdict(config.data_options()))  # fmt: skip
 
 
 def worker_spec(config: RunConfig, began: float) -> WorkerSpec:
@@ -163,14 +214,13 @@ def worker_spec(config: RunConfig, began: float) -> WorkerSpec:
     return WorkerSpec(search_plan(config, began), worker_template(config), seed=config.seed, threads=config.threads)
 
 
-def _preflight(config: RunConfig):
-    """Every name and folder checked before anything is touched; returns the space's class."""
-    space_class = search_spaces.get(config.space_name)
+def _preflight(config: RunConfig) -> spaces.ResolvedSpace:
+    """Every name and folder checked before anything is touched; returns the space `--space` names."""
+    space = spaces.resolve(config.space_name)
     tuners.TUNERS.get(config.tuner)
-    if config.tuner in optuna_oracle.SAMPLERS.names():
+    if config.tuner in OPTUNA_TUNERS:
         optuna_oracle.PRUNERS.get(config.pruner_name)
         optuna_oracle.SAMPLERS.get(config.tuner)(0)  # gp refuses here when PyTorch is missing
-    datasets.DATASETS.get(config.dataset)  # an unknown name raises here, listing the choices
     _check_writable(Path(config.checkpoint_root), "checkpoint")
     _check_writable(Path(config.log_root), "log")
     _check_writable(config.run_dir, "run")
@@ -178,171 +228,64 @@ def _preflight(config: RunConfig):
         RunLock(config.run_dir).check_free()
     if config.role == "worker" or config.workers or config.role == "chief":
         distributed.check_address(*config.oracle_address(), serve=config.role != "worker")
-    if config.storage is not None and config.tuner in optuna_oracle.SAMPLERS.names():
+    if config.storage is not None and config.tuner in OPTUNA_TUNERS:
         optuna_oracle.open_storage(config.storage)  # an unreachable server is refused before anything is touched
-    if config.threads is not None and config.role != "worker":  # a worker sets its own (`tuning.search.join`)
-        tf.config.threading.set_intra_op_parallelism_threads(config.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(config.threads)
-    return space_class
+    if config.threads is not None and config.role != "worker":  # a worker sets its own (`tuning.distributed.join`)
+        use_threads(config.threads)
+    return space
 
 
 def _load(config: RunConfig, say: Say) -> datasets.Dataset:
+    """The run's data; says where it came from, its splits, and what was decided from it."""
     started = time.monotonic()
-    dataset = datasets.load_dataset(config.dataset, config.data_dir)
-    say(
-        f"{config.dataset}: {len(dataset.train)} train / {len(dataset.val)} validation / "
-        f"{len(dataset.test)} test examples from {dataset.source} ({time.monotonic() - started:.1f}s)"
-    )
+    dataset = datasets.load_dataset(config.dataset, config.data_dir, config.data_options())
+    say(f"{dataset.name}: {len(dataset.train)} train / {len(dataset.val)} validation / {len(dataset.test)} test "
+        f"examples, {dataset.n_classes} classes, from {dataset.source} ({time.monotonic() - started:.1f}s)")  # fmt: skip
+    for note in dataset.notes:
+        say(note)
     return dataset
 
 
-def _announce_retraining(config: RunConfig, plan: search.SearchPlan, outcome: search.SearchOutcome, say: Say) -> None:
-    """Says what is retrained, how many members, and what it will cost."""
-    seeds, epochs, per_epoch = config.seeds_to_retrain, config.final_epochs, outcome.seconds_per_epoch
-    if outcome.search_paid is False:
-        say("time budget: the search could not afford enough trials to pay for itself; the retraining gets its time")
-    members = f"up to {seeds} members" if plan.budget is not None else f"{seeds} seed(s)"
-    say(f"best trial {outcome.trial.trial_id}: val_accuracy={outcome.score:.4f}; retraining it with {members}"
-        + (" and exporting their average" if seeds > 1 else ""))  # fmt: skip
-    if plan.budget is not None:
-        say(f"time budget: the retraining fills the {plan.budget.end() - time.time():.0f}s left, less the test evaluation "
-            f"and export, with members of {epochs} epochs stretched up to {evaluate.MAX_STRETCH * epochs} "
-            f"({per_epoch or float('nan'):.1f}s an epoch), each planned when it starts")  # fmt: skip
-    else:
-        say(_retraining_cost(seeds, epochs, per_epoch, budgeted=False))
-
-
-def _retrain(config, plan, outcome, space_class, context, feeder, dataset, seed: int,
-             say: Say, listen=None) -> tuple[list[tuple[Any, dict]], int]:  # fmt: skip
-    """Retrains the chosen configuration member after member; each member is an HParams session.
-
-    Without a time budget, `seeds_to_retrain` members of `--final-epochs`.
-    Under one, each member's epochs are planned when it starts, from the time
-    left and the times measured so far (`evaluate.MemberPlanner`); its
-    schedule spans its own epochs.
-
-    Returns the retrained members with their validation scores, and the most epochs one was given.
-    """
-    _announce_retraining(config, plan, outcome, say)
-    hp = outcome.hyperparameters
-    annealing = hp.values.get("lr_schedule") in ANNEALING_SCHEDULES
-    planner = None if plan.budget is None else evaluate.MemberPlanner(
-        end=plan.budget.end(), full_epochs=config.final_epochs, cap=config.seeds_to_retrain, mc_passes=config.mc_passes,
-        test_per_validation=len(dataset.test) / max(1, len(dataset.val)), seconds_per_epoch=outcome.seconds_per_epoch,
+def retraining_plan(config: RunConfig, plan: search.SearchPlan) -> retraining.RetrainingPlan:
+    """The retraining part of a run's configuration, as `tuning.final.retraining` takes it."""
+    return retraining.RetrainingPlan(
+        full_epochs=config.final_epochs, members=config.seeds_to_retrain, patience=config.patience,
+        mc_passes=config.mc_passes, log_dir=config.log_dir, end=None if plan.budget is None else plan.budget.end(),
     )  # fmt: skip
-    retrains: list[tuple[Any, dict]] = []
-    while True:
-        k = len(retrains)
-        epochs = (config.final_epochs if k < config.seeds_to_retrain else None) if planner is None else planner.next_epochs()
-        if epochs is None:
-            break
-        started = time.monotonic()
-        if planner is not None:
-            say(f"time budget: member {k + 1} (seed {seed + k}) trains {epochs} epochs "
-                f"in the {plan.budget.end() - time.time():.0f}s left")  # fmt: skip
-        # A schedule spans all of the member's epochs, and an annealing schedule runs to its
-        # end: its gains come last, where early stopping would cut it. Under a budget every
-        # member trains its planned epochs: the time is already its, and the best epoch is kept.
-        hypermodel = space_class(replace(context, epochs=epochs))
-        most = evaluate.MAX_STRETCH * config.final_epochs
-        patience = most if planner is not None else (epochs if annealing else config.patience)
-        replan = None if planner is None else _member_replan(planner, k, epochs, most, dataset.val, say)
-        retrained = evaluate.retrain(hypermodel, hp, feeder, epochs, patience, seed + k, config.log_dir,
-                                     deadline=planner.deadline if planner else None, say=say, listen=listen,
-                                     replan=replan)  # fmt: skip
-        val = evaluate.evaluate_split(retrained.model, dataset.val)
-        if planner is not None:
-            passes = evaluate.time_passes(retrained.model, dataset.val)
-            planner.record(retrained, time.monotonic() - started, passes)
-        say(f"retrain seed {seed + k}: val_accuracy={val['accuracy']:.4f} after {retrained.epochs_run} epochs "
-            f"({retrained.wall_seconds:.0f}s)")  # fmt: skip
-        hparams.write_session(
-            hparams.retrain_session_dir(config.log_dir, retrained.seed), outcome.session_table, hp.values, "retraining",
-            hparams.retraining_metrics(retrained.history, retrained.best_epoch, retrained.wall_seconds,
-                                       retrained.model.count_params()),
-            group=f"retrain seed {retrained.seed}",
-        )  # fmt: skip
-        retrains.append((retrained, val))
-        if listen is not None:
-            listen(events.MemberEnded(retrained.seed, retrained.epochs_run, retrained.epochs_planned, val["accuracy"],
-                                      retrained.wall_seconds, time.time()))  # fmt: skip
-    if planner is not None and len(retrains) < config.seeds_to_retrain:
-        say(f"time budget: {len(retrains)} member(s) retrained; another would not finish in time")
-    return retrains, max(r.epochs_planned for r, _ in retrains)
 
 
-def _member_replan(planner: evaluate.MemberPlanner, k: int, epochs: int, most: int, val: datasets.Split,
-                   say: Say) -> evaluate.Replan:  # fmt: skip
-    """Plans member `k` again from its own epochs: it was planned from the trial's or the last member's, or from none.
-
-    Its passes over the validation split are timed then too, so that its
-    deadline keeps the test evaluation's measured time, not a guess.
-    """
-    started = time.time()
-
-    def replanned(model: Any, seconds_per_epoch: float, epochs_done: int) -> int:
-        evaluate.evaluate_split(model, val)  # traces the predict function, as the member's score would
-        planned = planner.replan(started, seconds_per_epoch, epochs_done, evaluate.time_passes(model, val))
-        if planned != epochs:
-            say(f"time budget: member {k + 1} now trains {planned} epochs, planned again at its own "
-                f"{seconds_per_epoch:.2f}s an epoch")  # fmt: skip
-        return planned
-
-    return evaluate.Replan(replanned, most)
-
-
-@dataclass(frozen=True)
-class _Assessment:
-    """The exported model and its one evaluation on the test set."""
-
-    model: Any
-    shown: Any  # the retraining whose curves the card shows: the seed best on validation
-    val: dict
-    test: dict
-    per_seed: list
-    matrix: np.ndarray
-    epoch_budget: int
-    wall_seconds: float
-
-
-def _assess(config: RunConfig, retrains: list, epoch_budget: int, dataset, outcome: search.SearchOutcome) -> _Assessment:
-    """Averages the retrained seeds into the export, then reads the test set, once."""
-    # The export averages every retrained seed, so no score chooses among them.
-    shown, shown_val = max(retrains, key=lambda pair: pair[1]["accuracy"])
-    # What is evaluated is exactly what is saved: the average, without its training-only layers.
-    exported = export.inference_model(evaluate.average([retrained.model for retrained, _ in retrains]))
-    val = shown_val if len(retrains) == 1 else evaluate.evaluate_split(exported, dataset.val)
-    test = evaluate.evaluate_once(exported, dataset.test, mc_passes=config.mc_passes)
-    per_seed = []
-    for retrained, seed_val in retrains:
-        seed_test = test if len(retrains) == 1 else evaluate.evaluate_split(retrained.model, dataset.test)
-        per_seed.append({"seed": retrained.seed, "val_accuracy": seed_val["accuracy"], "test_accuracy": seed_test["accuracy"],
-                         "epochs_run": retrained.epochs_run, "epochs_planned": retrained.epochs_planned})  # fmt: skip
-    wall = sum(r.wall_seconds for r, _ in retrains)
-    hparams.write_session(
-        config.log_dir / hparams.EXPORT_SESSION, outcome.session_table, outcome.hyperparameters.values, "export",
-        {"score": val["accuracy"], "epochs": max(r.epochs_run for r, _ in retrains), "val_loss": val["loss"], "seconds": wall,
-         "parameters": exported.count_params(), "test_accuracy": test["accuracy"]},
-        group="export",
+def _retrain(config: RunConfig, plan: search.SearchPlan, outcome: search.SearchOutcome, space: spaces.ResolvedSpace,
+             context: SpaceContext,
+             feeder: DatasetFeeder, dataset: datasets.Dataset, seed: int, say: Say,
+             listen: Listener | None) -> list[tuple[retraining.Retrained, dict]]:  # fmt: skip
+    """Retrains the chosen configuration as the run's members; each member is an HParams session and an event."""
+    members = retraining_plan(config, plan)
+    retraining.announce(members, outcome.trial.trial_id, outcome.score, outcome.seconds_per_epoch, outcome.search_paid, say)
+    listeners: list[retraining.MemberListener] = [
+        retraining.MemberSession(config.log_dir, outcome.session_table, outcome.hyperparameters.values)]
+    if listen is not None:
+        listeners.append(retraining.MemberEvent(listen))
+    return retraining.retrain_members(
+        members, lambda epochs: space.factory(replace(context, epochs=epochs)), outcome.hyperparameters, feeder, dataset,
+        seed, outcome.seconds_per_epoch, say, listeners, listen,
     )  # fmt: skip
-    matrix = evaluate.confusion_matrix(exported, dataset.test, dataset.n_classes)
-    return _Assessment(exported, shown, val, test, per_seed, matrix, epoch_budget, wall)
 
 
-def _record(config: RunConfig, seed: int, dataset, outcome: search.SearchOutcome, assessed: _Assessment,
+def _record(config: RunConfig, seed: int, dataset, outcome: search.SearchOutcome, assessed: Assessment,
             lr_bounds) -> RunMetrics:  # fmt: skip
     """The run's figures, as `metrics.json` holds them."""
     final = assessed
     val_spread = evaluate.spread([s["val_accuracy"] for s in final.per_seed])
     optuna = ({"pruner": config.pruner_name, "storage": config.storage_url, "study_name": config.run_name}
-              if config.tuner in optuna_oracle.SAMPLERS.names() else None)  # fmt: skip
+              if config.tuner in OPTUNA_TUNERS else None)  # fmt: skip
     return RunMetrics(
         run=config.run_name, command=" ".join(config.command) or "(called from Python)", seed=seed,
         dataset=DatasetFigures(
             name=dataset.name, source=dataset.source, input_shape=list(dataset.input_shape),
             sizes={"train": len(dataset.train), "val": len(dataset.val), "test": len(dataset.test)},
             n_classes=dataset.n_classes, class_names=list(dataset.class_names),
-            max_value=datasets.DATASETS.get(dataset.name).max_value, fingerprint=dataset.fingerprint(),
+            max_value=dataset.max_value, fingerprint=dataset.fingerprint(), kind=dataset.kind,
+            raw_input=dataset.raw_input.description if dataset.raw_input else None, notes=list(dataset.notes) or None,
         ),
         search=SearchFigures(
             tuner=config.tuner, space=config.space_name, max_trials=config.trials, max_epochs=config.max_epochs,
@@ -379,17 +322,6 @@ def _budget_line(config: RunConfig, plan: search.SearchPlan) -> str:
             f"{config.seeds_to_retrain} retrainings of {config.final_epochs} epochs take")
 
 
-def _retraining_cost(seeds: int, epochs: int, per_epoch: float | None, budgeted: bool) -> str:
-    """What the retraining will cost, said before it starts, and how to make it cheaper."""
-    if per_epoch is None:
-        return f"retraining: {seeds} × up to {epochs} epochs (epoch time unknown in this process)"
-    minutes = seeds * epochs * per_epoch / 60
-    line = f"retraining: {seeds} × up to {epochs} epochs at {per_epoch:.1f}s an epoch, about {minutes:.1f} min"
-    if minutes > 2 and not budgeted:
-        line += "; for a quicker look pass --final-seeds 1 --final-epochs 5, or --time-budget MINUTES"
-    return line
-
-
 def _check_writable(root: Path, what: str) -> None:
     too_long = [part for part in root.parts if len(part.encode()) > 255]  # what filesystems allow for one name
     if too_long:
@@ -402,15 +334,20 @@ def _check_writable(root: Path, what: str) -> None:
         raise UsageError(f"cannot write the {what} directory {str(root)!r}: {str(probe)!r} is not writable")
 
 
-def _learning_rate_bounds(config, dataset, space_class, feeder, seed, previous, say) -> tuple[float, float] | None:
+def _learning_rate_bounds(config, dataset, space: spaces.ResolvedSpace, feeder, seed, previous,
+                          say) -> tuple[float, float] | None:  # fmt: skip
     """With `--lr-range auto`, the bounds from a range test (or the ones a resumed run found)."""
     if config.lr_range != "auto":
+        return None
+    if not space.ours:
+        say(f"learning-rate range test: off, since {space.description} compiles its own optimizer; "
+            "its learning rate is what build_model declares")  # fmt: skip
         return None
     if previous is not None and not config.overwrite and previous.get("learning_rate_bounds"):
         low, high = previous["learning_rate_bounds"]
         say(f"learning-rate range test: reusing bounds {low:.2e} to {high:.2e} from the first run")
         return (low, high)
-    probe = space_class(SpaceContext.for_dataset(dataset, batch_size=config.batch_size, epochs=config.max_epochs))
+    probe = space.factory(SpaceContext.for_dataset(dataset, batch_size=config.batch_size, epochs=config.max_epochs))
     result, _ = lr_range.space_range_test(probe, feeder.train, {}, seed=seed)
     lr_range.write_outputs(result, config.log_dir / "lr_range", f"{config.run_name}: learning-rate range test")
     say(

@@ -5,8 +5,6 @@ Owns nothing but formatting; imports nothing heavy, so `tuning.report` starts fa
 
 from __future__ import annotations
 
-from tuning.metrics import RunMetrics
-
 ECE_WARNING = 0.05  # a test calibration error above this is said plainly
 
 
@@ -43,11 +41,3 @@ def calibration_warning(ece: float) -> str | None:
     return (f"Calibration warning: the expected calibration error is {ece:.3f}, above {ECE_WARNING}: the predicted "
             "probabilities are not to be read as confidences. Use the predicted class, or recalibrate "
             "(temperature scaling on held-out data) before relying on the probabilities.")
-
-
-def reproducing_command(metrics: RunMetrics) -> str:
-    """The command that produced the run, with `--seed` added when it was drawn at random."""
-    command = metrics.command
-    if command.startswith("(") or "--seed" in command.split():
-        return command
-    return f"{command} --seed {metrics.seed}"

@@ -1,41 +1,8 @@
-"""The process of a local worker: `python -m tuning.worker SPEC_JSON`, as `tuning.distributed.WorkerPool` starts it.
-
-Owns: reading the worker's spec (`tuning.plan.WorkerSpec`), keeping the
-libraries quiet, and the exit code (`RECYCLE_EXIT` when the worker stops to
-be replaced by a fresh process). What a worker does is `tuning.search.join`,
-which `tuning.service` also calls for `--role worker` on any host. Imports
-nothing heavy at the top: TensorFlow loads when `tuning.search` is imported,
-after `quiet_libraries`. Never imports `tuning.config`, `tuning.run` or
-`tuning.service`.
-"""
-
-from __future__ import annotations
+"""`python -m tuning.worker`: one local worker process of a distributed search. The command lives in `tuning.cli.worker`; this front door keeps its name."""
 
 import sys
-from typing import Optional
 
-from tuning.cli import quiet_libraries, run_command
-from tuning.plan import RECYCLE_EXIT, WorkerSpec
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    """Runs one local worker from the spec in `argv[0]` and returns its exit code."""
-    argv = sys.argv[1:] if argv is None else argv
-    spec = WorkerSpec.from_json(argv[0])
-    prefix = f"[{spec.plan.worker_id}] "
-
-    def body() -> int:
-        quiet_libraries()
-        from tuning import search  # the boundary: TensorFlow loads here, quietly
-
-        ran = search.join(spec, say=lambda line: print(prefix + line, flush=True))
-        if ran.recycled:
-            return RECYCLE_EXIT
-        print(f"{prefix}done: ran {ran.trials_run} trial(s)", flush=True)
-        return 0
-
-    return run_command(f"tuning worker {spec.plan.worker_id}", body, debug=False)
-
+from tuning.cli.worker import main
 
 if __name__ == "__main__":
     sys.exit(main())

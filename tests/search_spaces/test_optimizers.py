@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from search_spaces import _optimizers
-from search_spaces._optimizers import OneCycleSGD, one_cycle, warmup_cosine
+from tuning.training.schedules import OneCycleSGD, Resizable, one_cycle, warmup_cosine
 
 PEAK, STEPS = 0.1, 1000
 
@@ -91,7 +91,7 @@ def test_a_1cycle_sgd_model_exports_loadable_by_keras_alone(tmp_path):
     import subprocess
     import sys
 
-    from tuning.export import inference_model
+    from tuning.final.export import inference_model
 
     x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
@@ -108,7 +108,7 @@ def test_a_1cycle_sgd_model_exports_loadable_by_keras_alone(tmp_path):
 
 def test_a_resized_schedule_continues_where_it_stands_and_ends_at_the_new_step():
     inner = warmup_cosine(PEAK, 100)
-    schedule = _optimizers.Resizable(inner, end_step=100)
+    schedule = Resizable(inner, end_step=100)
     np.testing.assert_allclose(values(schedule, range(0, 101, 10)), values(inner, range(0, 101, 10)), rtol=1e-6)
     at_40 = float(schedule(40))
     schedule.resize(40, 200)  # the rest, 60 steps of the schedule, now runs over 160
@@ -122,8 +122,8 @@ def test_a_resized_schedule_continues_where_it_stands_and_ends_at_the_new_step()
 
 
 def test_a_resized_schedule_serializes_as_it_stands():
-    schedule = _optimizers.Resizable(one_cycle(PEAK, 100), end_step=100)
+    schedule = Resizable(one_cycle(PEAK, 100), end_step=100)
     schedule.resize(30, 60)
     copy = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
-    assert isinstance(copy, _optimizers.Resizable) and copy.end_step == 60
+    assert isinstance(copy, Resizable) and copy.end_step == 60
     np.testing.assert_allclose(values(copy, range(30, 61, 5)), values(schedule, range(30, 61, 5)), rtol=1e-6)

@@ -60,7 +60,7 @@ def test_flips_are_declared_only_where_a_mirror_keeps_the_label():
 
 
 def test_the_dataset_registry_says_which_data_may_be_mirrored():
-    from tuning.datasets import DATASETS
+    from tuning.data.datasets import DATASETS
 
     assert DATASETS.get("cifar10").mirror_invariant
     assert not DATASETS.get("mnist").mirror_invariant and not DATASETS.get("digits").mirror_invariant
@@ -100,7 +100,7 @@ print("tuning" in sys.modules, "search_spaces" in sys.modules)
 
 
 def test_an_exported_augmented_model_with_label_smoothing_loads_with_keras_alone(tmp_path):
-    from tuning import evaluate, export
+    from tuning.final import evaluate, export
 
     space = search_spaces.get("dense")(context((16, 16, 3), mirror_invariant=True))
     values, declared = defaults_of(space)

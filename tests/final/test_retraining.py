@@ -1,0 +1,173 @@
+"""The retraining's member planner under a time budget: members that fill the time, planned again from their own epochs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.final.test_evaluate import chain
+from tuning.final import evaluate, retraining
+
+
+@pytest.mark.parametrize("left, per_epoch, overhead, members_left, first, expected", [
+    (1000, 1.0, 0.0, 3, True, 60),    # room for 33 full members, 3 allowed: each stretched to twice the length
+    (45, 1.0, 0.0, 8, True, 49),      # one and a half full members: one of 45 epochs' time, not two of 22,
+                                      # planned 10% longer and stopped by its deadline if its epochs are as measured
+    (61, 1.0, 0.0, 8, True, 30),      # two full members and a sliver
+    (95, 1.0, 0.0, 8, True, 31),      # three full members, each a little longer
+    (44, 1.0, 2.0, 8, True, 46),      # the member's overhead comes out of its share (42 s, planned 10% longer)
+    (8, 1.0, 0.0, 5, False, None),    # a later member of 8 epochs (< a third of 30) would pull the average down
+    (12, 1.0, 0.0, 5, False, 13),     # ... one of 12 is worth training (planned 10% longer)
+    (21, 0.26, 3.3, 7, False, 27),    # one member of 60 epochs would leave 2 s idle: two of 27 instead
+    (9.5, 1.0, 0.0, 5, False, None),  # ... but not one that fits 9 epochs, however it is planned
+    (0, 1.0, 0.0, 3, True, 1),        # the first member always trains, one epoch at least
+    (1000, 1.0, 0.0, 0, False, None), # the seed cap is reached
+])  # fmt: skip
+def test_next_member_epochs_prefers_longer_members_to_more(left, per_epoch, overhead, members_left, first, expected):
+    assert retraining.next_member_epochs(left, per_epoch, overhead, 30, members_left, first) == expected
+
+
+def fake_member(epochs: int, seconds_per_epoch: float) -> retraining.Retrained:
+    return retraining.Retrained(seed=0, model=None, history={}, best_epoch=epochs, epochs_run=epochs,
+                              wall_seconds=epochs * seconds_per_epoch, epochs_planned=epochs,
+                              epoch_seconds=(seconds_per_epoch,) * epochs)  # fmt: skip
+
+
+def fill(planner: retraining.MemberPlanner, real_seconds_per_epoch: list[float], overhead: float = 3.0,
+         evaluation: float = 0.5, start: float = 0.0, replan: bool = True) -> tuple[list[int], float]:  # fmt: skip
+    """Runs the planner on a fake clock from `start`; member k's epochs take `real_seconds_per_epoch[k]`.
+
+    A member stops after the epoch that ends past `planner.deadline()`, as `callbacks.Deadline` stops it.
+    With `replan`, each member is planned again a quarter of its epochs in, as `callbacks.Replanned` does.
+    Returns the epochs each member trained and the time the run ends, its test evaluation and export included.
+    """
+    now, planned = start, []
+    while (epochs := planner.next_epochs(now)) is not None:
+        per_epoch = real_seconds_per_epoch[min(len(planned), len(real_seconds_per_epoch) - 1)]
+        started = now + overhead
+        done = retraining.replan_at(epochs)
+        if replan and epochs > done:
+            passes = retraining.PassTimes(evaluation, evaluation)  # timed on the member, as the service does
+            epochs = planner.replan(now, per_epoch, done, passes, now=started + done * per_epoch)
+        deadline = planner.deadline()  # read at every epoch's end: the replanning may move it
+        trained = next((k for k in range(1, epochs + 1) if started + k * per_epoch >= deadline), epochs)
+        member = fake_member(trained, per_epoch)
+        now += trained * per_epoch + overhead + evaluation
+        planner.record(member, trained * per_epoch + overhead + evaluation, retraining.PassTimes(evaluation, evaluation))
+        planned.append(trained)
+    finish = retraining.EXPORT_SECONDS + len(planned) * evaluation * planner.test_per_validation * (
+        planner.mc_passes + retraining.FINISH_PASSES)  # fmt: skip
+    return planned, now + finish
+
+
+def planner(end: float, per_epoch: float, cap: int = 8) -> retraining.MemberPlanner:
+    return retraining.MemberPlanner(end=end, full_epochs=30, cap=cap, mc_passes=10, test_per_validation=2.0,
+                                  seconds_per_epoch=per_epoch)  # fmt: skip
+
+
+@pytest.mark.parametrize("end, per_epoch", [(1000.0, 20.0), (1200.0, 8.0), (700.0, 10.0), (3000.0, 21.0)])
+def test_the_members_fill_the_budget(end, per_epoch):
+    planned, ended = fill(planner(end, per_epoch), [per_epoch])
+    assert 0.93 * end <= ended <= end + per_epoch, (planned, ended)  # the last member may end an epoch late
+    assert max(planned) <= 60 and len(planned) < 8  # the cap did not end it
+
+
+@pytest.mark.parametrize("end, per_epoch", [(31.0, 0.2), (37.0, 0.26), (41.0, 0.3), (60.0, 0.26), (90.0, 0.26)])
+def test_members_fill_a_budget_whose_overhead_is_many_epochs(end, per_epoch):
+    # digits: about 0.26 s an epoch and 3 s to build and trace a member. A last member capped at
+    # twice --final-epochs left up to 4.7 s idle that no member of 10 epochs could use (2026-12-02:
+    # 55.3 s of a 60-s run, members of 30 and 60 epochs); (31, 0.2), (37, 0.26) and (41, 0.3) ended
+    # below 0.93 of the budget then.
+    planned, ended = fill(planner(end, per_epoch), [per_epoch], overhead=3.0, evaluation=0.02)
+    assert 0.93 * end <= ended <= end + per_epoch, (planned, ended)
+    assert max(planned) <= 60 and len(planned) < 8
+
+
+def test_a_slower_member_than_the_trial_said_is_planned_from():
+    first = planner(1000.0, 10.0).next_epochs(0.0)
+    assert first == 30  # the trial's 10 s an epoch leave room for three members of 30 epochs
+    planned, ended = fill(planner(1000.0, 10.0), [14.0], replan=False)  # but an epoch takes 14 s
+    assert planned[0] == 30 and len(planned) == 2  # three of 30 would have needed 1,270 s
+    assert 0.93 * 1000 <= ended <= 1000.0 + 14.0
+    # Planned again after its first epochs, the first member takes its half of the time at once.
+    planned, ended = fill(planner(1000.0, 10.0), [14.0])
+    assert len(planned) == 2 and planned[0] > 30
+    assert 0.93 * 1000 <= ended <= 1000.0 + 14.0
+
+
+def test_a_faster_member_than_the_trial_said_makes_room_for_more():
+    slow, _ = fill(planner(1000.0, 10.0), [10.0])
+    fast, ended = fill(planner(1000.0, 10.0), [6.0])
+    assert len(fast) > len(slow) and 0.93 * 1000 <= ended <= 1000.0 + 6.0
+
+
+@pytest.mark.parametrize("real", [18.5, 20.0, 21.5])
+def test_one_long_member_fills_the_budget_when_the_trial_misjudged_its_epochs(real):
+    # CIFAR-10, seed 1, at 5ec7855: the trial said 20.0 s an epoch, the member trained at 18.5 s, and
+    # one member of 54 epochs left 130 s of 1,200 idle. Planned 10% longer, it fills the time; when
+    # its epochs are as slow as measured or slower, its deadline stops it within an epoch of the end.
+    planned, ended = fill(planner(1160.0, 20.0), [real], overhead=22.0)
+    assert len(planned) == 1
+    assert 0.93 * 1160 <= ended <= 1160 + real, (planned, ended)
+
+
+@pytest.mark.parametrize("trial, real", [(0.42, 0.25), (0.25, 0.42), (0.41, 0.23), (0.2, 0.3)])
+def test_the_first_member_is_planned_again_from_its_own_epochs(trial, real):
+    # digits, a 60-s run (2026-12-02): the process's first trial timed 0.41 s an epoch, the members
+    # trained at 0.23-0.25 s; planned from the trial as the only member, 49 epochs ended at 50.1 s.
+    for search_ended in (30.0, 36.0, 39.0, 45.0):
+        planned, ended = fill(planner(60.0, trial), [real], overhead=3.0, evaluation=0.02, start=search_ended)
+        assert 0.93 * 60 <= ended <= 60 + real, (search_ended, planned, ended)
+    # Without it (when the trial's time is right it changes nothing), the same runs leave time idle.
+    idle = [fill(planner(60.0, trial), [real], overhead=3.0, evaluation=0.02, start=t, replan=False)[1]
+            for t in (30.0, 36.0, 39.0, 45.0)]  # fmt: skip
+    assert min(idle) < 0.93 * 60 or max(idle) > 60 + real, idle
+
+
+@pytest.mark.parametrize("reals", [[0.35, 0.27], [0.27, 0.35], [0.25, 0.3, 0.22], [0.3, 0.22, 0.3]])
+def test_a_member_faster_or_slower_than_the_one_before_is_planned_again_from_its_own_epochs(reals):
+    # digits in the full suite, a busy machine (2026-12-02): the first member's epochs took a median of
+    # 0.35 s, the second, planned from it as the last, ran faster, and the run ended at 55.4 s of 60.
+    # On this fake clock such runs end at 57.6-58.7 s without the replanning, 60.0-60.3 s with it.
+    for search_ended in (18.0, 25.0, 30.0, 36.0):
+        planned, ended = fill(planner(60.0, reals[0]), reals, overhead=3.0, evaluation=0.02, start=search_ended)
+        assert 0.98 * 60 <= ended <= 60 + max(reals), (search_ended, planned, ended)
+
+
+def test_the_seed_cap_ends_the_retraining_early():
+    planned, ended = fill(planner(10_000.0, 1.0, cap=3), [1.0])
+    assert planned == [60, 60, 60] and ended < 1000  # stretched to twice --final-epochs, no further
+
+
+def test_without_the_trials_epoch_time_one_full_member_is_timed_first():
+    unknown = planner(1000.0, None)
+    assert unknown.next_epochs(0.0) == 30
+    unknown.record(fake_member(30, 10.0), 303.0, retraining.PassTimes(0.5, 0.5))
+    assert unknown.next_epochs(303.0) is not None  # now timed: planned like any other
+
+
+def test_a_members_overhead_includes_its_first_epochs_tracing():
+    # Each member is built and traced anew, so the next one pays the first epoch's extra time again
+    # (digits: a first epoch of 2.3 s against 0.28 s steady).
+    unknown = planner(1000.0, 0.28)
+    member = retraining.Retrained(seed=0, model=None, history={}, best_epoch=3, epochs_run=3, wall_seconds=2.9,
+                                epochs_planned=3, epoch_seconds=(2.3, 0.28, 0.28))  # fmt: skip
+    unknown.record(member, 3.3, retraining.PassTimes(0.05, 0.04))
+    assert unknown.seconds_per_epoch == 0.28
+    assert unknown.overhead == pytest.approx(3.3 - 3 * 0.28)
+
+
+def test_the_finish_is_planned_from_warm_passes_over_validation():
+    timed = planner(1000.0, 1.0)
+    timed.record(fake_member(30, 1.0), 31.0, retraining.PassTimes(predict=0.5, mc_dropout=0.25))
+    # 4 prediction and 10 MC-dropout passes a member over a test split twice the validation's
+    assert timed.finish_seconds_per_member() == pytest.approx(2.0 * (4 * 0.5 + 10 * 0.25))
+    assert timed.deadline() == pytest.approx(1000.0 - retraining.EXPORT_SECONDS - 2 * 9.0)
+
+
+def test_time_passes_times_a_warm_pass_and_one_mc_dropout_pass(toy_dataset):
+    with_dropout, without = chain(True), chain(False)
+    for model in (with_dropout, without):
+        evaluate.evaluate_split(model, toy_dataset.val)  # the member's validation score traces predict
+    timed = retraining.time_passes(with_dropout, toy_dataset.val)
+    assert timed.predict > 0.0 and timed.mc_dropout > 0.0
+    assert retraining.time_passes(without, toy_dataset.val).mc_dropout == 0.0

@@ -1,0 +1,90 @@
+"""What the three commands (`tuning.run`, `tuning.lr_find`, `tuning.report`) share.
+
+Owns: the argparse parser that turns its errors into `UsageError`, keeping
+TensorFlow, Keras Tuner and Optuna quiet, and mapping errors to one line on
+stderr and an exit code (2 bad input, 1 run failure, 130 interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable
+
+from tuning.errors import TuningError, UsageError, first_line
+
+
+class Parser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose errors are one-line `UsageError`s, not a usage dump and exit."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def quiet_libraries() -> None:
+    """Silences TensorFlow's start-up chatter and library warnings.
+
+    TensorFlow's C++ logging writes to file descriptor 2 before it reads any
+    setting, so stderr is pointed at /dev/null while TensorFlow loads.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # the chief/worker channel's C core logs at INFO otherwise
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    import optuna  # it resets its own logger's level when first imported, so import it first
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+
+
+def run_command(prog: str, body: Callable[[], int], debug: bool, on_interrupt: str = "interrupted") -> int:
+    """Runs `body` and maps what it raises to one line on stderr and an exit code.
+
+    Args:
+        prog: The command's name, prefixed to every message.
+        body: Does the work; returns the exit code.
+        debug: Re-raise instead, so the traceback shows.
+        on_interrupt: What to say on Ctrl-C. Defaults to "interrupted".
+    """
+    try:
+        return body()
+    except TuningError as error:
+        if debug:
+            raise
+        print(f"{prog}: error: {one_line(str(error))}", file=sys.stderr)
+        return error.exit_code
+    except OSError as error:  # a path too long, a folder not writable, a full disk: the user's to fix
+        if debug:
+            raise
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"{prog}: error: {error.strerror or one_line(str(error))}{where}; fix the path or its "
+              "permissions, or pick another --name or --checkpoint-root", file=sys.stderr)  # fmt: skip
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: {on_interrupt}", file=sys.stderr)
+        return 130
+    except Exception as error:  # the last resort: one line, and how to see more
+        if debug:
+            raise
+        print(f"{prog}: error: {first_line(error)} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+def one_line(message: str) -> str:
+    """A message folded to one line: a library's multi-line error joined with spaces."""
+    return " ".join(line.strip() for line in message.strip().splitlines() if line.strip())
