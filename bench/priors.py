@@ -33,7 +33,19 @@ VARIANTS: dict[str, dict] = {
     "input-dropout-0.2": {"input_dropout": 0.2},
     "weight-decay-1e-2": {"weight_decay": 1e-2},
     "dropout-0.1": {"dropout": 0.1},
+    # Feature vectors and tables (the held-out tasks, issue 33): the features prior against its neighbours.
+    "units-1024": {"units_0": 1024, "units_1": 1024, "units_2": 1024},
+    "units-256": {"units_0": 256, "units_1": 256, "units_2": 256},
+    "layers-2": {"num_layers": 2},
+    "layers-4": {"num_layers": 4, "units_3": 512},
+    "no-batch-norm": {"normalization": "none"},
+    "dropout-0.3": {"dropout": 0.3},
+    "weight-decay-1e-4": {"weight_decay": 1e-4},
+    "label-smoothing-0.05": {"label_smoothing": 0.05},
+    "lr-5e-3": {"learning_rate": 5e-3},
 }
+FEATURE_VARIANTS = ("prior", "units-1024", "units-256", "layers-2", "layers-4", "no-batch-norm", "dropout-0.1",
+                    "dropout-0.3", "input-dropout-0.2", "weight-decay-1e-4", "label-smoothing-0.05", "lr-5e-3")
 
 
 def measure(dataset_name: str, data_dir: Optional[str], variant: str, epochs: int, seed: int) -> dict:
@@ -48,12 +60,19 @@ def measure(dataset_name: str, data_dir: Optional[str], variant: str, epochs: in
     from tuning.final import retraining
     from tuning.training.pipeline import DatasetFeeder
 
+    from bench.run import reference
+
     quiet_libraries()
-    data = load_dataset(dataset_name, data_dir)
+    data = load_dataset(reference(dataset_name), data_dir)
     space = search_spaces.get("dense")(SpaceContext.for_dataset(data, epochs=epochs))
     declared = kt.HyperParameters()
     space.build(declared)
     values = {**default_values(declared), **VARIANTS[variant]}
+    for _ in range(2):  # a changed depth declares its layers' units: build again to learn them
+        hp = declared.copy()
+        hp.values = values
+        space.build(hp)
+        values = {**default_values(hp), **values}
     if not data.mirror_invariant:
         values.pop("flip", None)
     hp = declared.copy()
@@ -71,14 +90,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--data-dir")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, or 'features' for FEATURE_VARIANTS")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: VARIANT:SEED, in a fresh process
     args = parser.parse_args(argv)
     if args.one:
         variant, seed = args.one.rsplit(":", 1)
         print(json.dumps(measure(args.dataset, args.data_dir, variant, args.epochs, int(seed))))
         return 0
-    variants = [v for v in args.variants.split(",") if v]
+    variants = list(FEATURE_VARIANTS) if args.variants == "features" else [v for v in args.variants.split(",") if v]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or args.epochs < 1 or args.seeds < 1:
         print(f"bench.priors: error: variants must be among {', '.join(VARIANTS)}, epochs and seeds at least 1, "
