@@ -43,6 +43,10 @@ VARIANTS: dict[str, dict] = {
     "weight-decay-1e-4": {"weight_decay": 1e-4},
     "label-smoothing-0.05": {"label_smoothing": 0.05},
     "lr-5e-3": {"learning_rate": 5e-3},
+    # The single changes that each helped on both features tasks' validation, combined (settles the features prior).
+    "wide-dropout-0.1": {"units_0": 1024, "units_1": 1024, "units_2": 1024, "dropout": 0.1},
+    "wide-dropout-0.1-lr-5e-3": {"units_0": 1024, "units_1": 1024, "units_2": 1024, "dropout": 0.1, "learning_rate": 5e-3},
+    "dropout-0.1-lr-5e-3": {"dropout": 0.1, "learning_rate": 5e-3},
 }
 FEATURE_VARIANTS = ("prior", "units-1024", "units-256", "layers-2", "layers-4", "no-batch-norm", "dropout-0.1",
                     "dropout-0.3", "input-dropout-0.2", "weight-decay-1e-4", "label-smoothing-0.05", "lr-5e-3")
