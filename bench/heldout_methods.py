@@ -18,8 +18,8 @@ its choice as its own users would. `bench.run` runs them, one process each:
 - `hand-guess-budget`: the issue's minute-long guess: inputs standardized
   inside the model, 3×512 Dense-BN-ReLU with dropout 0.2, Adam at 2e-3 with
   cosine decay, batch 128, 60 epochs; trained seed after seed while the budget
-  holds another, and the members' probabilities averaged, as
-  `strong-guess-budget` does.
+  holds another (up to 8, as `tuning` and `strong-guess-budget`), and the
+  members' probabilities averaged.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ PATIENCE = 3
 # A retraining is planned from the epoch time measured in the search, and stopped by the deadline if slower.
 MAX_RETRAIN_EPOCHS = 200
 GUESS_EPOCHS = 60
+# The most members the guess averages: `tuning.run` retrains up to 8 under a budget, and `strong-guess-budget` as many.
+MAX_MEMBERS = 8
 
 
 def dense_space(data, epochs: int):
@@ -229,7 +231,7 @@ def method_hand_guess_budget(data, budget: float, seed: int, workdir: Path, cloc
 
     deadline = clock.started_wall + budget
     members, member_seconds = [], []
-    while time.time() < deadline:
+    while time.time() < deadline and len(members) < MAX_MEMBERS:
         if members and time.time() + 1.05 * max(member_seconds) > deadline:
             break  # another member would not finish
         keras.utils.set_random_seed(seed * 1000 + len(members))

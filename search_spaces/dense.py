@@ -35,8 +35,8 @@ class DenseSpace(SearchSpace):
     standardized inputs, 3×1024 Dense-BN-ReLU, dropout 0.1, Adam with
     decoupled weight decay 1e-4 (AdamW) warmed up to 1e-3 then cosine,
     random left-right flips and shifts of up to 3 pixels. Feature vectors and
-    tables: standardized inputs, 3×512 Dense-BN-ReLU, dropout 0.2, Adam
-    warmed up to 2e-3 then cosine, batch 128, no augmentation.
+    tables: standardized inputs, 3×1024 Dense-BN-ReLU, dropout 0.1, Adam
+    warmed up to 5e-3 then cosine, batch 128, no augmentation.
     """
 
     DEFAULT_LEARNING_RATE = 2e-3
@@ -46,10 +46,14 @@ class DenseSpace(SearchSpace):
         # validation after 20 epochs (`python -m bench.priors --dataset cifar10`, bench/results/priors-cifar10.json).
         "colour": {"standardize": True, "num_layers": 3, "normalization": "batch", "dropout": 0.1,
                    "learning_rate": 1e-3, "weight_decay": 1e-4},
-        # Feature vectors and tables: a reasoned first choice, the MLP a practitioner writes for tabular data
-        # (3×512 Dense-BN-ReLU, dropout 0.2, standardized inputs, Adam warmed up to 2e-3 then cosine);
-        # to be settled on the held-out tasks' validation splits (docs/search.md).
-        "features": {"standardize": True, "num_layers": 3, "units": 512, "normalization": "batch", "dropout": 0.2},
+        # Feature vectors and tables. Started from the MLP a practitioner writes for tabular data (3×512
+        # Dense-BN-ReLU, dropout 0.2, Adam at 2e-3), then settled on the validation splits of the two
+        # feature-vector held-out tasks after 30 epochs (`python -m bench.priors --dataset letter|mnist1d`,
+        # bench/results/priors-*.json, one seed): 1024 units, dropout 0.1 and a peak of 5e-3 each helped on both
+        # (letter 97.87% -> 98.44, 98.12, 98.25; mnist1d 66.0% -> 68.3, 69.0, 69.5), and together gave
+        # 98.25% and 70.25%. The test splits were not read.
+        "features": {"standardize": True, "num_layers": 3, "units": 1024, "normalization": "batch", "dropout": 0.1,
+                     "learning_rate": 5e-3},
     }  # fmt: skip
 
     def build_network(self, hp: kt.HyperParameters) -> keras.Model:

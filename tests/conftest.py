@@ -27,9 +27,23 @@ def keras_tuner_patched():
 
 @pytest.fixture(autouse=True)
 def seeded_keras():
+    import gc
+
     import keras
 
     keras.utils.set_random_seed(0)
+    yield
+    # A test that searches in this process asks, as `python -m tuning.run` does, to exempt what is alive from
+    # garbage collection (`run_in_process`, `run_search(freeze_setup=True)`): each trial's collections then walk
+    # only what the trial made, not the whole test session. The next test starts with nothing frozen.
+    gc.unfreeze()
+
+
+def run_in_process(config, **kwargs):
+    """`service.tune_and_export(config)` as the command line's process runs it (`freeze_setup=True`)."""
+    from tuning import service
+
+    return service.tune_and_export(config, freeze_setup=True, **kwargs)
 
 
 def make_dataset(n_train=96, n_val=32, n_test=32, shape=(8, 8), n_classes=3, seed=0) -> Dataset:

@@ -17,8 +17,8 @@ import tensorflow as tf
 
 import search_spaces
 from search_spaces.base import SearchSpace
+from tests.conftest import run_in_process
 from tests.test_service import tiny_config
-from tuning import service
 from tuning.cli import run
 from tuning.errors import RunError
 from tuning.search import tuners
@@ -84,7 +84,7 @@ def test_failed_trials_are_recorded_with_their_reason_and_the_search_goes_on(toy
 def test_too_many_failures_in_a_row_stop_with_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(search_spaces.SPACES._entries, "always_fails", AlwaysFails)
     with pytest.raises(RunError, match=r"stopped after 2 failed trials in a row \(last: ValueError: no model today\)"):
-        service.tune_and_export(tiny_config(tmp_path, space="always_fails", max_failures=2, trials=5, tuner="random"),
+        run_in_process(tiny_config(tmp_path, space="always_fails", max_failures=2, trials=5, tuner="random"),
                     say=lambda _: None)  # fmt: skip
     code = run.main(["digits", "--space", "always_fails", "--max-failures", "2", "--tuner", "random",
                      "--checkpoint-root", str(tmp_path / "c2"), "--log-root", str(tmp_path / "l2")])  # fmt: skip
@@ -97,7 +97,7 @@ def test_a_space_that_cannot_build_at_all_is_a_run_error(tmp_path, monkeypatch):
     monkeypatch.setitem(search_spaces.SPACES._entries, "never_builds", NeverBuilds)
     with pytest.raises(RunError, match=r"search space 'never_builds' cannot build its default configuration: "
                                        r"ValueError: broken space"):  # fmt: skip
-        service.tune_and_export(tiny_config(tmp_path, space="never_builds"), say=lambda _: None)
+        run_in_process(tiny_config(tmp_path, space="never_builds"), say=lambda _: None)
 
 
 ARGS = ["digits", "--tuner", "random", "--trials", "4", "--max-epochs", "3", "--final-epochs", "2",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tuning import service
+from tests.conftest import run_in_process
 from tuning.cli import run
 from tuning.config.run_config import RunConfig
 from tuning.errors import UsageError
@@ -32,7 +32,7 @@ def snapshot(root: Path) -> dict[str, str]:
 
 def test_hyperband_stops_at_the_trial_cap_and_resume_runs_only_new_trials(tmp_path):
     lines: list[str] = []
-    first = service.tune_and_export(tiny_config(tmp_path, trials=3), say=lines.append)
+    first = run_in_process(tiny_config(tmp_path, trials=3), say=lines.append)
     assert first.metrics["search"]["trials_by_status"] == {"COMPLETED": 3}
     assert sum(line.startswith("trial ") for line in lines) == 3
     run_dir = tmp_path / "checkpoints" / "digits-hyperband"
@@ -40,7 +40,7 @@ def test_hyperband_stops_at_the_trial_cap_and_resume_runs_only_new_trials(tmp_pa
     assert len(finished) == 3
 
     lines.clear()
-    second = service.tune_and_export(tiny_config(tmp_path, trials=5), say=lines.append)
+    second = run_in_process(tiny_config(tmp_path, trials=5), say=lines.append)
     assert second.metrics["search"]["trials_by_status"] == {"COMPLETED": 5}
     assert any("3 trial(s) already finished" in line for line in lines)
     assert sum(line.startswith("trial ") for line in lines) == 2  # only the new ones ran
@@ -49,19 +49,19 @@ def test_hyperband_stops_at_the_trial_cap_and_resume_runs_only_new_trials(tmp_pa
 
 
 def test_resume_with_other_settings_is_refused_and_changes_nothing(tmp_path):
-    service.tune_and_export(tiny_config(tmp_path, tuner="random"), say=lambda _: None)
+    run_in_process(tiny_config(tmp_path, tuner="random"), say=lambda _: None)
     before = snapshot(tmp_path / "checkpoints")
     with pytest.raises(UsageError, match="exists with other settings .*max_epochs was 2, now 3"):
-        service.tune_and_export(tiny_config(tmp_path, tuner="random", max_epochs=3), say=lambda _: None)
+        run_in_process(tiny_config(tmp_path, tuner="random", max_epochs=3), say=lambda _: None)
     assert run.main(["digits", "--tuner", "random", "--trials", "0",
                      "--checkpoint-root", str(tmp_path / "checkpoints")]) == 2  # fmt: skip
     assert snapshot(tmp_path / "checkpoints") == before
 
 
 def test_overwrite_starts_afresh(tmp_path):
-    service.tune_and_export(tiny_config(tmp_path, tuner="random", trials=2), say=lambda _: None)
+    run_in_process(tiny_config(tmp_path, tuner="random", trials=2), say=lambda _: None)
     lines: list[str] = []
-    result = service.tune_and_export(tiny_config(tmp_path, tuner="random", trials=1, overwrite=True), say=lines.append)
+    result = run_in_process(tiny_config(tmp_path, tuner="random", trials=1, overwrite=True), say=lines.append)
     assert result.metrics["search"]["trials_by_status"] == {"COMPLETED": 1}
     assert not any("already finished" in line for line in lines)
     metrics = json.loads((result.export_dir / "metrics.json").read_text())
@@ -72,7 +72,7 @@ def test_overwrite_starts_afresh(tmp_path):
 def test_same_seed_gives_the_same_trial_sequence(tmp_path):
     sequences = []
     for name in ("a", "b"):
-        service.tune_and_export(tiny_config(tmp_path, tuner="random", trials=3, name=name, seed=0), say=lambda _: None)
+        run_in_process(tiny_config(tmp_path, tuner="random", trials=3, name=name, seed=0), say=lambda _: None)
         trials = sorted((tmp_path / "checkpoints" / name).glob("trial_*/trial.json"))
         sequences.append([json.loads(p.read_text())["hyperparameters"]["values"] for p in trials])
     assert sequences[0] == sequences[1]
@@ -80,7 +80,7 @@ def test_same_seed_gives_the_same_trial_sequence(tmp_path):
 
 def test_lr_range_auto_narrows_the_learning_rate(tmp_path):
     lines: list[str] = []
-    result = service.tune_and_export(tiny_config(tmp_path, tuner="random", lr_range="auto"), say=lines.append)
+    result = run_in_process(tiny_config(tmp_path, tuner="random", lr_range="auto"), say=lines.append)
     low, high = result.metrics["learning_rate_range_test"]["bounds"]
     assert 0 < low < high
     assert any(line.startswith("learning-rate range test:") for line in lines)
@@ -112,7 +112,7 @@ def test_a_time_budget_is_spent_to_within_seven_percent(tmp_path):
     config = tiny_config(tmp_path, tuner="hyperband", trials=500, max_epochs=10, patience=3, final_epochs=30,
                          final_seeds=None, time_budget=1.0)  # fmt: skip
     started = time.monotonic()
-    result = service.tune_and_export(config, say=lambda line: None, listen=seen.append)
+    result = run_in_process(config, say=lambda line: None, listen=seen.append)
     wall = time.monotonic() - started
     record = result.record
     trials = [e for e in seen if isinstance(e, events.TrialEnded)]

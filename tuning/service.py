@@ -33,7 +33,7 @@ from tuning.distributed.worker import WorkerResult
 from tuning.errors import UsageError
 from tuning.final import evaluate, export, retraining
 from tuning.final.assessment import Assessment, assess
-from tuning.records import events
+from tuning.records import events, run_files, state
 from tuning.records.events import Listener, Say
 from tuning.records.lock import RunLock
 from tuning.records.metrics import DatasetFigures, FinalFigures, RunMetrics, SearchFigures, machine, versions
@@ -108,6 +108,8 @@ def tune_and_export(config: RunConfig, say: Say = print, listen: Listener | None
         return distributed.join(worker_spec(config, began), say)
     kt_patches.apply()
     files = config.files
+    if not config.overwrite:  # a damaged state file is named now, before any file of the run changes
+        state.check_state(files.run_dir, files.log_dir, _study_file(config))
     previous = files.previous(config.identity(), config.overwrite)
     dataset = _load(config, say)
     identity = run_identity(config, dataset, space)
@@ -320,6 +322,13 @@ def _budget_line(config: RunConfig, plan: search.SearchPlan) -> str:
         return plan.budget.describe(default=config.default_time_budget)
     return (f"no time budget (--time-budget none): the run takes as long as {config.trials} trials and "
             f"{config.seeds_to_retrain} retrainings of {config.final_epochs} epochs take")
+
+
+def _study_file(config: RunConfig) -> Path | None:
+    """The Optuna study's SQLite file, when the run keeps it in its folder (no --storage)."""
+    if config.tuner in OPTUNA_TUNERS and config.storage is None:
+        return config.run_dir / run_files.STUDY_FILE
+    return None
 
 
 def _check_writable(root: Path, what: str) -> None:

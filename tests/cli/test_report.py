@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
+from tests.conftest import run_in_process
 from tests.search.test_optuna_oracle import Interrupt
 from tests.test_service import tiny_config
-from tuning import service
 from tuning.cli import report
 from tuning.data import datasets
 from tuning.training import callbacks
@@ -17,7 +17,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_two_retrain_seeds_export_their_average_with_card_and_pictures(tmp_path):
-    result = service.tune_and_export(tiny_config(tmp_path, tuner="random", trials=2, final_seeds=2, final_epochs=3),
+    result = run_in_process(tiny_config(tmp_path, tuner="random", trials=2, final_seeds=2, final_epochs=3),
                          say=lambda _: None)  # fmt: skip
     final = result.metrics["final"]
     seeds = final["seeds"]
@@ -48,7 +48,7 @@ def test_two_retrain_seeds_export_their_average_with_card_and_pictures(tmp_path)
 
 
 def test_report_on_a_finished_run(tmp_path, capsys):
-    service.tune_and_export(tiny_config(tmp_path, tuner="random", trials=2, final_seeds=1), say=lambda _: None)
+    run_in_process(tiny_config(tmp_path, tuner="random", trials=2, final_seeds=1), say=lambda _: None)
     assert report.main(["digits-random", "--checkpoint-root", str(tmp_path / "checkpoints")]) == 0
     out = capsys.readouterr().out
     assert "finished; 2 trial(s): 2 completed" in out and "95% CI" in out
@@ -60,7 +60,7 @@ def test_report_on_a_run_in_progress(tmp_path, monkeypatch, capsys):
     Interrupt.calls = 0
     monkeypatch.setattr(callbacks, "search_callbacks", lambda *args: [*original(*args), Interrupt()])
     with pytest.raises(KeyboardInterrupt):
-        service.tune_and_export(tiny_config(tmp_path, tuner="random", trials=4, max_epochs=2, patience=5), say=lambda _: None)
+        run_in_process(tiny_config(tmp_path, tuner="random", trials=4, max_epochs=2, patience=5), say=lambda _: None)
     assert report.main(["digits-random", "--checkpoint-root", str(tmp_path / "checkpoints")]) == 0
     out = capsys.readouterr().out
     assert "in progress (no export yet)" in out

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tuning.data import builtin, datasets
+from tuning.data import builtin
 from tuning.data.datasets import load_dataset
 from tuning.errors import UsageError
 

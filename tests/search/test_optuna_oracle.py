@@ -7,6 +7,7 @@ import keras_tuner as kt
 import optuna
 import pytest
 
+from tests.conftest import run_in_process
 from tests.test_service import tiny_config
 from tuning import service
 from tuning.errors import UsageError
@@ -96,7 +97,7 @@ def test_pruner_stops_clearly_bad_trials_early(toy_dataset, tmp_path):
 
 
 def test_tpe_search_end_to_end_with_export_and_readable_study(tmp_path):
-    result = service.tune_and_export(tiny_config(tmp_path, tuner="tpe", trials=3), say=lambda _: None)
+    result = run_in_process(tiny_config(tmp_path, tuner="tpe", trials=3), say=lambda _: None)
     assert (result.export_dir / "model.keras").exists()
     counts = result.metrics["search"]["trials_by_status"]
     assert sum(counts.values()) == 3
@@ -123,14 +124,14 @@ def test_resume_retries_the_interrupted_trial_and_keeps_finished_ones(tmp_path, 
     Interrupt.calls = 0
     monkeypatch.setattr(callbacks, "search_callbacks", lambda *args: [*original(*args), Interrupt()])
     with pytest.raises(KeyboardInterrupt):
-        service.tune_and_export(tiny_config(tmp_path, tuner="tpe", trials=3, max_epochs=2, patience=5), say=lambda _: None)
+        run_in_process(tiny_config(tmp_path, tuner="tpe", trials=3, max_epochs=2, patience=5), say=lambda _: None)
     monkeypatch.setattr(callbacks, "search_callbacks", original)
     storage = f"sqlite:///{tmp_path / 'checkpoints' / 'digits-tpe' / 'study.db'}"
     before = optuna.load_study(study_name="digits-tpe", storage=storage).trials
     assert [t.state.name for t in before] == ["COMPLETE", "RUNNING"]
 
     lines: list[str] = []
-    service.tune_and_export(tiny_config(tmp_path, tuner="tpe", trials=3, max_epochs=2, patience=5), say=lines.append)
+    run_in_process(tiny_config(tmp_path, tuner="tpe", trials=3, max_epochs=2, patience=5), say=lines.append)
     after = optuna.load_study(study_name="digits-tpe", storage=storage).trials
     assert [t.state.name for t in after] == ["COMPLETE", "COMPLETE", "COMPLETE"]
     assert after[0].params == before[0].params and after[0].value == before[0].value
@@ -172,7 +173,7 @@ def test_optuna_flags_are_refused_for_keras_tuner_tuners(tmp_path):
     with pytest.raises(UsageError, match=r"--pruner applies to the Optuna tuners \(tpe, cmaes, gp\), but got tuner='random'"):
         tiny_config(tmp_path, tuner="random", pruner="median")
     with pytest.raises(UsageError, match="unknown pruner 'sometimes'"):
-        service.tune_and_export(tiny_config(tmp_path, tuner="tpe", pruner="sometimes"), say=lambda _: None)
+        run_in_process(tiny_config(tmp_path, tuner="tpe", pruner="sometimes"), say=lambda _: None)
     assert not (tmp_path / "checkpoints").exists()
 
 

@@ -51,7 +51,7 @@ def plan_for(tmp_path: Path, tuner: str, trials: int, budget: TimeBudget | None 
 def searched(plan: search.SearchPlan) -> search.SearchOutcome:
     dataset = make_dataset()
     space = search_spaces.get("dense")(SpaceContext.for_dataset(dataset, batch_size=32, epochs=plan.max_epochs))
-    return search.run_search(plan, space, DatasetFeeder(dataset), seed=1, say=lambda line: None)
+    return search.run_search(plan, space, DatasetFeeder(dataset), seed=1, say=lambda line: None, freeze_setup=True)
 
 
 def ended_trials(plan: search.SearchPlan) -> dict[str, str]:

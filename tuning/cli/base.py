@@ -2,13 +2,16 @@
 
 Owns: the argparse parser that turns its errors into `UsageError`, keeping
 TensorFlow, Keras Tuner and Optuna quiet, and mapping errors to one line on
-stderr and an exit code (2 bad input, 1 run failure, 130 interrupted).
+stderr and an exit code (2 bad input, 1 run failure, 130 interrupted by
+Ctrl-C, 143 stopped by SIGTERM, as container runtimes and schedulers stop a job).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import signal
 import sys
 from typing import Callable
 
@@ -52,6 +55,14 @@ def quiet_libraries() -> None:
     absl.logging.set_verbosity(absl.logging.ERROR)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that it unwinds as Ctrl-C does: finished trials kept, locks freed."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def run_command(prog: str, body: Callable[[], int], debug: bool, on_interrupt: str = "interrupted") -> int:
     """Runs `body` and maps what it raises to one line on stderr and an exit code.
 
@@ -61,8 +72,13 @@ def run_command(prog: str, body: Callable[[], int], debug: bool, on_interrupt: s
         debug: Re-raise instead, so the traceback shows.
         on_interrupt: What to say on Ctrl-C. Defaults to "interrupted".
     """
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if _main_thread() else None
     try:
         return body()
+    except Terminated:
+        print(f"{prog}: stopped by SIGTERM; {on_interrupt.split('; ', 1)[-1] if '; ' in on_interrupt else 'stopped'}",
+              file=sys.stderr)  # fmt: skip
+        return 143
     except TuningError as error:
         if debug:
             raise
@@ -71,6 +87,10 @@ def run_command(prog: str, body: Callable[[], int], debug: bool, on_interrupt: s
     except OSError as error:  # a path too long, a folder not writable, a full disk: the user's to fix
         if debug:
             raise
+        if error.errno == errno.ENOSPC:
+            print(f"{prog}: error: out of disk space writing {error.filename or 'a file'}; make room there, then rerun "
+                  "the same command to resume", file=sys.stderr)  # fmt: skip
+            return 1
         where = f" ({error.filename})" if error.filename else ""
         print(f"{prog}: error: {error.strerror or one_line(str(error))}{where}; fix the path or its "
               "permissions, or pick another --name or --checkpoint-root", file=sys.stderr)  # fmt: skip
@@ -83,6 +103,15 @@ def run_command(prog: str, body: Callable[[], int], debug: bool, on_interrupt: s
             raise
         print(f"{prog}: error: {first_line(error)} (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def one_line(message: str) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 
 from tuning.data.types import RawInput, TableEncoding
 from tuning.final import evaluate, plots
+from tuning.records import state
 from tuning.records.metrics import METRICS_FILE, FinalFigures, RunMetrics, SearchFigures
 from tuning.text import calibration_warning
 
@@ -81,6 +82,8 @@ def write_export(
     """
     for leftover in [*export_dir.parent.glob(f"{export_dir.name}.tmp-*"), *export_dir.parent.glob(f"{export_dir.name}.old-*")]:
         shutil.rmtree(leftover, ignore_errors=True)  # from a process killed mid-export
+    # model.keras and the SavedModel each hold the weights; the card's pictures and the graph are a few MB more.
+    state.check_room(export_dir.parent, 2 * state.weights_bytes(model.count_params()) + (8 << 20), "the export")
     staging = export_dir.with_name(f"{export_dir.name}.tmp-{os.getpid()}")
     staging.mkdir(parents=True)
     model = with_raw_input(inference_model(model), raw_input)  # the first a no-op on what `assess` passed through it

@@ -27,7 +27,7 @@ import keras
 import keras_tuner as kt
 
 from search_spaces.base import SearchSpace, every_branch
-from tuning.records import events, hparams, trial_times
+from tuning.records import events, hparams, state, trial_times
 from tuning.records.events import Listener, Say
 from tuning.registry import Registry
 from tuning.search import optuna_oracle, proposals
@@ -98,6 +98,8 @@ class ServiceTuner:
 
     def _build_hypermodel(self, hp):
         model = super()._build_hypermodel(hp)  # Hyperband loads a promoted trial's weights here
+        # Before the trial's first checkpoint: a full disk would crash inside HDF5's native code, not raise.
+        state.check_room(Path(self.project_dir), state.weights_bytes(model.count_params()), "a trial's checkpoint")
         if isinstance(self.hypermodel, SearchSpace):  # a user's build_model keeps its own schedule as it compiled it
             fit_schedule_to_rung(model, hp, self._feeder.train.size, self._max_epochs)
         return model

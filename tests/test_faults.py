@@ -1,0 +1,97 @@
+"""Faults of the machine, caused for real: a filesystem that fills up, state files truncated in place, SIGTERM.
+
+Each gets one line naming the cause and the fix, makes nothing worse, and leaves a run that the same command
+finishes (docs/reliability.md's guarantees table)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+QUICK = ["digits", "--tuner", "random", "--max-epochs", "1", "--final-seeds", "1", "--final-epochs", "1",
+         "--time-budget", "none", "--seed", "0"]  # fmt: skip
+
+
+def snapshot(*roots: Path) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for root in roots for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.name.startswith(".")}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A folder holding one finished two-trial run (checkpoints/ and logs/), to damage copies of."""
+    folder = tmp_path_factory.mktemp("finished")
+    done = run_cli([*QUICK, "--trials", "2"], cwd=folder)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return folder
+
+
+@pytest.mark.parametrize("damaged", ["oracle.json", "trial_0/trial.json", "run.json", "events.jsonl"])
+def test_a_truncated_state_file_is_named_and_the_run_is_left_byte_for_byte(finished_run, tmp_path, damaged):
+    shutil.copytree(finished_run, tmp_path, dirs_exist_ok=True)
+    root = tmp_path / ("logs" if damaged == "events.jsonl" else "checkpoints") / "digits-random"
+    path = root / damaged
+    content = path.read_bytes()[: len(path.read_bytes()) // 2]
+    path.write_bytes(content[:-1] if content.endswith(b"\n") else content)  # cut mid-line, as a killed write leaves it
+    before = snapshot(tmp_path / "checkpoints", tmp_path / "logs")
+    done = run_cli([*QUICK, "--trials", "3"], cwd=tmp_path)
+    assert done.returncode == 2, done.stdout[-1000:] + done.stderr[-1000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{damaged} is damaged" in lines[0] and "--overwrite" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr and snapshot(tmp_path / "checkpoints", tmp_path / "logs") == before
+
+
+def test_sigterm_stops_with_one_line_and_exit_143_and_the_same_command_resumes(tmp_path):
+    command = [sys.executable, "-m", "tuning.run", *QUICK, "--trials", "40"]
+    env = {k: v for k, v in os.environ.items() if k != "TUNING_DATA_DIR"}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = tmp_path / "checkpoints" / "digits-random"
+    deadline = time.monotonic() + 240
+    while not list(run_dir.glob("trial_*/trial.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-2000:]
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "stopped by SIGTERM" in lines[0] and "rerun the same command to resume" in lines[0], stderr
+    rerun = run_cli([*QUICK, "--trials", "3"], cwd=tmp_path)
+    assert rerun.returncode == 0 and "already finished" in rerun.stdout, rerun.stderr[-2000:]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs, remountable bigger; skipped where this machine cannot mount one (not root, a sandbox)."""
+    mount = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
+    mount.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("needs root and mount(8) to make a small tmpfs")
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_filesystem_that_fills_up_stops_with_one_line_and_a_rerun_finishes_once_there_is_room(tmp_path, small_disk):
+    argv = [*QUICK, "--trials", "2", "--checkpoint-root", str(small_disk)]
+    done = run_cli(argv, cwd=tmp_path)
+    assert done.returncode == 1, done.stdout[-1000:] + done.stderr[-1000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) <= 2 and "out of disk space" in lines[-1] and str(small_disk) in lines[-1], done.stderr
+    assert "rerun the same command to resume" in lines[-1] and "Traceback" not in done.stderr
+    subprocess.run(["mount", "-o", "remount,size=200m", str(small_disk)], check=True)
+    rerun = run_cli(argv, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert (small_disk / "digits-random" / "best" / "model.keras").exists()
