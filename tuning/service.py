@@ -108,9 +108,9 @@ def tune_and_export(config: RunConfig, say: Say = print, listen: Listener | None
         return distributed.join(worker_spec(config, began), say)
     kt_patches.apply()
     files = config.files
-    if not config.overwrite:  # a damaged state file is named now, before any file of the run changes
-        state.check_state(files.run_dir, files.log_dir, _study_file(config))
     previous = files.previous(config.identity(), config.overwrite)
+    if previous is not None and not config.overwrite:  # a damaged state file is named now, before anything changes
+        state.check_state(files.run_dir, files.log_dir, _study_file(config))
     dataset = _load(config, say)
     identity = run_identity(config, dataset, space)
     files.previous(identity, config.overwrite)  # the data's and the space's files must be the run's own

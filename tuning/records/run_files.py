@@ -61,7 +61,8 @@ class RunFiles:
         try:
             return json.loads(self.run_file.read_text())
         except (OSError, json.JSONDecodeError) as error:
-            raise UsageError(f"{self.run_file} is unreadable ({error}); rerun with --overwrite to start afresh") from None
+            raise UsageError(f"{self.run_file} is damaged (unreadable or not JSON: {error}); restore it from a copy, or "
+                             "start afresh with --overwrite (or another --name)") from None  # fmt: skip
 
     def previous(self, identity: dict, overwrite: bool, worker: bool = False) -> Optional[dict]:
         """The run file of an existing run, after checking that `identity` may resume it.
