@@ -58,13 +58,12 @@ def measure(dataset_name: str, data_dir: Optional[str], variant: str, epochs: in
     import keras_tuner as kt
 
     import search_spaces
+    from bench.run import reference
     from search_spaces.base import SpaceContext, default_values
     from tuning.cli.base import quiet_libraries
     from tuning.data.datasets import load_dataset
     from tuning.final import retraining
     from tuning.training.pipeline import DatasetFeeder
-
-    from bench.run import reference
 
     quiet_libraries()
     data = load_dataset(reference(dataset_name), data_dir)

@@ -52,11 +52,12 @@ class SpaceContext:
         epochs: Epochs one learning-rate schedule spans. Defaults to 1.
         mirror_invariant: Whether a left-right mirrored example keeps its
             label, which allows flips as augmentation. Defaults to False.
-        regularization_floor: Whether augmentation and regularization are
-            searched only at or above the profile's prior. Set when trials
-            train for fewer epochs than the model that will be kept: less
-            regularization wins short trainings (flips cost a point on
-            CIFAR-10 after 10 epochs and are worth two after 30), so a short
+        regularization_floor: Whether augmentation, weight decay, label
+            smoothing and input dropout are searched only at or above the
+            profile's prior (a space's dropout is not floored: `dense`). Set
+            when trials train for fewer epochs than the model that will be
+            kept: less regularization wins short trainings (flips cost a point
+            on CIFAR-10 after 10 epochs and are worth two after 30), so a short
             trial is no evidence for turning it down. Defaults to False.
         kind: What the examples are: `images`, `features` or `table`
             (`tuning.data.types.KINDS`). Only images are augmented. Defaults to `images`.

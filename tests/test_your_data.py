@@ -173,3 +173,30 @@ def test_a_csv_run_killed_during_its_search_resumes_and_a_changed_file_is_refuse
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert "data_fingerprint was" in refused.stderr and "--overwrite" in refused.stderr
     assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_a_branching_model_is_exported_as_it_is_and_mc_dropout_says_it_skipped(tmp_path, monkeypatch):
+    import keras
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TUNING_DATA_CACHE", str(tmp_path / "cache"))
+    x, y = np.random.default_rng(1).normal(size=(90, 4)), np.arange(90) % 2
+    x[:, 1] += 2 * y
+
+    def build_model(hp):  # two branches joined: not a chain of layers
+        inputs = keras.Input((4,))
+        left = keras.layers.Dense(hp.Int("units", 4, 8, step=4), activation="relu")(inputs)
+        right = keras.layers.Dropout(0.2)(keras.layers.Dense(4, activation="tanh")(inputs))
+        outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.Concatenate()([left, right]))
+        model = keras.Model(inputs, outputs)
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    lines: list[str] = []
+    result = tuning.tune((x[:70], y[:70]), test=(x[70:], y[70:]), build_model=build_model, say=lines.append, **OPTIONS)
+    assert any("MC dropout: skipped, since the model is not a chain of layers" in line for line in lines)
+    assert result.record.final.mc_dropout is None
+    loaded = keras.models.load_model(result.export_dir / "model.keras")
+    predicted = loaded.predict(x[70:], verbose=0).argmax(axis=1)
+    assert float(np.mean(predicted == y[70:])) == pytest.approx(result.test_accuracy, abs=1e-9)
+    assert any(isinstance(layer, keras.layers.Concatenate) for layer in loaded.layers)

@@ -130,12 +130,12 @@ def tune_and_export(config: RunConfig, say: Say = print, listen: Listener | None
         context = replace(context, learning_rate_bounds=lr_bounds)
         outcome = _timed_search(config, plan, space.factory(context), feeder, seed, previous, lr_bounds, say, listen,
                                 freeze_setup, identity)  # fmt: skip
-        retrains = _retrain(config, plan, outcome, space, context, feeder, dataset, seed, say, listen)
+        retrained = _retrain(config, plan, outcome, space, context, feeder, dataset, seed, say, listen)
         finishing = time.monotonic()
-        values = {k: v for k, v in outcome.hyperparameters.values.items() if not k.startswith("tuner/")}
-        assessed = assess(retrains, dataset, config.mc_passes, config.log_dir, outcome.session_table,
-                          outcome.hyperparameters.values, say)  # fmt: skip
-        record = _record(config, seed, dataset, outcome, assessed, lr_bounds)
+        values = {k: v for k, v in retrained.hyperparameters.values.items() if not k.startswith("tuner/")}
+        assessed = assess(retrained.members, dataset, config.mc_passes, config.log_dir, outcome.session_table,
+                          retrained.hyperparameters.values, say)  # fmt: skip
+        record = _record(config, seed, dataset, outcome, assessed, lr_bounds, retrained.final_rung)
         figures = export.Figures(
             confusion=assessed.matrix, class_names=list(dataset.class_names), history=assessed.shown.history,
             best_epoch=assessed.shown.best_epoch, trial_scores=outcome.trial_scores, trial_seconds=outcome.trial_seconds,
@@ -193,9 +193,9 @@ def search_plan(config: RunConfig, began: float, identity: dict | None = None) -
     host, port = config.oracle_address()
     role = config.role or ("chief" if config.workers else "local")
     budget = None if config.time_budget is None else TimeBudget.of_minutes(
-        config.time_budget, config.final_epochs, config.max_epochs, began)
+        config.time_budget, config.final_epochs, config.max_epochs, began, members=config.seeds_to_retrain)
     return search.SearchPlan(
-        tuner=config.tuner, trials=config.trials, max_epochs=config.max_epochs, patience=config.patience,
+        tuner=config.tuner, trials=config.trial_cap, max_epochs=config.max_epochs, patience=config.patience,
         max_failures=config.max_failures, keep_checkpoints=config.keep_checkpoints, local_share=config.local_share,
         files=config.files, study_name=config.run_name, space=config.space_name, pruner=config.pruner_name,
         storage_url=config.storage, role=role, oracle_host=host, oracle_port=port, workers=config.workers,
@@ -253,28 +253,34 @@ def retraining_plan(config: RunConfig, plan: search.SearchPlan) -> retraining.Re
     return retraining.RetrainingPlan(
         full_epochs=config.final_epochs, members=config.seeds_to_retrain, patience=config.patience,
         mc_passes=config.mc_passes, log_dir=config.log_dir, end=None if plan.budget is None else plan.budget.end(),
+        trial_epochs=config.max_epochs,
     )  # fmt: skip
 
 
 def _retrain(config: RunConfig, plan: search.SearchPlan, outcome: search.SearchOutcome, space: spaces.ResolvedSpace,
              context: SpaceContext,
              feeder: DatasetFeeder, dataset: datasets.Dataset, seed: int, say: Say,
-             listen: Listener | None) -> list[tuple[retraining.Retrained, dict]]:  # fmt: skip
-    """Retrains the chosen configuration as the run's members; each member is an HParams session and an event."""
+             listen: Listener | None) -> retraining.Retraining:  # fmt: skip
+    """Retrains the chosen configuration as the run's members; each member is an HParams session and an event.
+
+    When the search chose another configuration than the space's defaults,
+    the two meet first in a final rung at the members' length (`retraining.retrain_members`).
+    """
     members = retraining_plan(config, plan)
     retraining.announce(members, outcome.trial.trial_id, outcome.score, outcome.seconds_per_epoch, outcome.search_paid, say)
-    listeners: list[retraining.MemberListener] = [
-        retraining.MemberSession(config.log_dir, outcome.session_table, outcome.hyperparameters.values)]
+    listeners: list[retraining.MemberListener] = [retraining.MemberSession(config.log_dir, outcome.session_table)]
     if listen is not None:
         listeners.append(retraining.MemberEvent(listen))
+    defaults = outcome.defaults_to_compare
+    alternative = None if defaults is None else (defaults.trial_id, outcome.trial.trial_id, defaults.hyperparameters)
     return retraining.retrain_members(
         members, lambda epochs: space.factory(replace(context, epochs=epochs)), outcome.hyperparameters, feeder, dataset,
-        seed, outcome.seconds_per_epoch, say, listeners, listen,
+        seed, outcome.seconds_per_epoch, say, listeners, listen, alternative=alternative,
     )  # fmt: skip
 
 
 def _record(config: RunConfig, seed: int, dataset, outcome: search.SearchOutcome, assessed: Assessment,
-            lr_bounds) -> RunMetrics:  # fmt: skip
+            lr_bounds, final_rung: dict | None = None) -> RunMetrics:  # fmt: skip
     """The run's figures, as `metrics.json` holds them."""
     final = assessed
     val_spread = evaluate.spread([s["val_accuracy"] for s in final.per_seed])
@@ -290,7 +296,7 @@ def _record(config: RunConfig, seed: int, dataset, outcome: search.SearchOutcome
             raw_input=dataset.raw_input.description if dataset.raw_input else None, notes=list(dataset.notes) or None,
         ),
         search=SearchFigures(
-            tuner=config.tuner, space=config.space_name, max_trials=config.trials, max_epochs=config.max_epochs,
+            tuner=config.tuner, space=config.space_name, max_trials=config.trial_cap, max_epochs=config.max_epochs,
             fidelity=outcome.fidelity, trial_epochs=outcome.trial_epochs, time_budget_minutes=config.time_budget,
             workers=config.workers, optuna=optuna, trials_by_status=outcome.counts,
             best_trial_id=outcome.trial.trial_id, defaults_kept_within_noise=outcome.kept_defaults is not None,
@@ -309,7 +315,7 @@ def _record(config: RunConfig, seed: int, dataset, outcome: search.SearchOutcome
             search_validation_gap=outcome.score - val_spread["mean"], epoch_budget=final.epoch_budget,
             epochs_run=final.shown.epochs_run, best_epoch=final.shown.best_epoch,
             parameters=int(final.model.count_params()), wall_seconds=round(final.wall_seconds, 2),
-            history=final.shown.history,
+            history=final.shown.history, final_rung=final_rung,
         ),
         learning_rate_range_test=None if lr_bounds is None else {"bounds": list(lr_bounds)},
         machine=machine([gpu.name for gpu in tf.config.list_physical_devices("GPU")]), versions=versions(),
@@ -320,7 +326,7 @@ def _budget_line(config: RunConfig, plan: search.SearchPlan) -> str:
     """The header's line on time: when the run ends, or that it has no limit."""
     if plan.budget is not None:
         return plan.budget.describe(default=config.default_time_budget)
-    return (f"no time budget (--time-budget none): the run takes as long as {config.trials} trials and "
+    return (f"no time budget (--time-budget none): the run takes as long as {config.trial_cap} trials and "
             f"{config.seeds_to_retrain} retrainings of {config.final_epochs} epochs take")
 
 

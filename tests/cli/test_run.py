@@ -24,8 +24,8 @@ def test_argv_becomes_a_typed_config():
 def test_defaults():
     config, debug = run.parse_config(["mnist"])
     assert debug is False
-    assert (config.trials, config.tuner, config.space_name, config.batch_size, config.seed) == (
-        50, "hyperband", "dense", None, None
+    assert (config.trial_cap, config.tuner, config.space_name, config.batch_size, config.seed) == (
+        1_000, "hyperband", "dense", None, None
     )
     # The main job ends within the hour by default, filling it with up to 8 retraining members.
     assert config.time_budget == 55.0 and config.default_time_budget and config.seeds_to_retrain == 8

@@ -30,7 +30,7 @@ def test_the_parser_has_one_argument_per_option_and_nothing_else_but_debug():
 
 def test_help_says_what_each_option_accepts_and_its_default():
     text = run.build_parser().format_help()
-    for phrase in ("upper bound on trials, for every tuner; 1 to 10000 (default 50)",
+    for phrase in ("upper bound on trials, for every tuner; 1 to 10000 (default: 50; under a time budget, as many as the search's share of it holds)",
                    "between 0 and 1 (default 0.75)", "above 0 and at most a week, or 'none' for no limit (default 55)",
                    "one of all, best, none (default best)"):  # fmt: skip
         assert phrase in " ".join(text.split()), phrase

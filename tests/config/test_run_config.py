@@ -10,7 +10,10 @@ from tuning.errors import UsageError
 
 def test_defaults_and_derived_names():
     config = RunConfig(dataset="mnist")
-    assert (config.tuner, config.trials, config.space_name) == ("hyperband", 50, "dense")
+    assert (config.tuner, config.trials, config.space_name) == ("hyperband", None, "dense")
+    # Under the default time budget the budget ends the search; without one, 50 trials do.
+    assert config.trial_cap == 1_000 and RunConfig(dataset="mnist", time_budget=None).trial_cap == 50
+    assert RunConfig(dataset="mnist", trials=7).trial_cap == 7
     assert config.run_name == "mnist-hyperband"
     assert str(config.run_dir) == "checkpoints/mnist-hyperband"
     assert str(config.log_dir) == "logs/mnist-hyperband"

@@ -171,3 +171,35 @@ def test_time_passes_times_a_warm_pass_and_one_mc_dropout_pass(toy_dataset):
     timed = retraining.time_passes(with_dropout, toy_dataset.val)
     assert timed.predict > 0.0 and timed.mc_dropout > 0.0
     assert retraining.time_passes(without, toy_dataset.val).mc_dropout == 0.0
+
+
+def test_a_final_rung_trains_one_member_of_each_candidate_and_retrains_the_better(tmp_path):
+    from dataclasses import replace
+
+    import keras_tuner as kt
+
+    import search_spaces
+    from search_spaces.base import SpaceContext, default_values
+    from tests.conftest import make_dataset
+    from tuning.training.pipeline import DatasetFeeder
+
+    data = make_dataset()
+    space = search_spaces.get("dense")
+    context = SpaceContext.for_dataset(data, batch_size=32, epochs=2)
+    declared = kt.HyperParameters()
+    space(context).build(declared)
+    defaults, slow = declared.copy(), declared.copy()
+    defaults.values = default_values(declared)
+    slow.values = {**default_values(declared), "learning_rate": declared.get("learning_rate") / 20}
+    plan = retraining.RetrainingPlan(full_epochs=2, members=2, patience=2, mc_passes=1, log_dir=tmp_path)
+    lines: list[str] = []
+    done = retraining.retrain_members(plan, lambda epochs: space(replace(context, epochs=epochs)), slow,
+                                      DatasetFeeder(data), data, seed=0, seconds_per_epoch=None, say=lines.append,
+                                      alternative=("00", "07", defaults))  # fmt: skip
+    assert [c["trial"] for c in done.final_rung["candidates"]] == ["07", "00"]
+    scores = {c["trial"]: c["val_accuracy"] for c in done.final_rung["candidates"]}
+    kept = done.final_rung["kept"]
+    assert scores[kept] == max(scores.values()) and len(done.members) == 2  # the loser's member was dropped
+    assert done.hyperparameters.values == (defaults if kept == "00" else slow).values
+    assert sum(line.startswith("retrain seed") for line in lines) == 3  # one member more than kept, without a budget
+    assert any(line.startswith("final rung: keeping trial") for line in lines)

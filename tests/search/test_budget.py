@@ -76,3 +76,17 @@ def test_the_header_says_when_the_run_ends_and_how_to_lift_a_default_budget():
     assert line.startswith("time budget 55 min (the default; --time-budget MINUTES changes it, --time-budget none lifts it)")
     assert "none if it cannot afford 4 full trials" in line
     assert "(the default" not in TimeBudget.of_minutes(20, 30, began=0.0).describe()
+
+
+def test_the_search_gets_the_time_the_retraining_could_not_use():
+    # mnist1d-like: 0.15 s an epoch, 8 members of at most 60 epochs (and a final rung's one more) take about 140 s of 600.
+    cheap = TimeBudget(began=0.0, seconds=600.0, final_epochs=30).observed(0.15, now=5.0)
+    members = 9 * (2 * 30 * 0.15 + 0.15 + 2.0) / budget_module.PLAN_MARGIN + cheap.finish_seconds
+    assert cheap.search_pays and cheap.search_share == pytest.approx(1 - members / 600.0)
+    assert cheap.search_share > 0.75
+    # CIFAR-10-like epochs: the retraining could use far more than 40%, so the share stays at most 60%.
+    dear = TimeBudget(began=0.0, seconds=1200.0, final_epochs=30).observed(1.0, now=5.0)
+    assert dear.search_share == pytest.approx(0.60)
+    # Fewer members (--final-seeds 2) leave the search more.
+    few = TimeBudget(began=0.0, seconds=600.0, final_epochs=30, members=2).observed(0.5, now=5.0)
+    assert few.search_share > TimeBudget(began=0.0, seconds=600.0, final_epochs=30).observed(0.5, now=5.0).search_share

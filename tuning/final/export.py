@@ -361,7 +361,7 @@ def _card_provenance(hyperparameters: dict, metrics: RunMetrics) -> str:
     return f"""## How it was found
 - Search: {search.tuner}, {counts} (cap {search.max_trials}; {_trial_epochs_text(search)}), {search.wall_seconds:.0f} s.
 - Retraining: {len(final.seeds)} seed(s) of up to {final.epoch_budget} epochs, {final.wall_seconds:.0f} s in all; seed {final.curves_seed} ran {final.epochs_run} epochs and kept epoch {final.best_epoch}.
-{_lr_range_line(metrics.learning_rate_range_test)}- Seed {metrics.seed}. Rerun the search with: `{metrics.reproducing_command()}`
+{_final_rung_line(final.final_rung)}{_lr_range_line(metrics.learning_rate_range_test)}- Seed {metrics.seed}. Rerun the search with: `{metrics.reproducing_command()}`
 - Data: {data.source}, {data.sizes['train']} train / {data.sizes['val']} validation / {data.sizes['test']} test, sha256 prefix `{data.fingerprint}`.
 - Machine: {machine.get('processor', 'unknown')}, {machine.get('cpu_count', '?')} cores, GPUs: {gpus}.
 - Versions: {version_text}.
@@ -371,6 +371,14 @@ def _card_provenance(hyperparameters: dict, metrics: RunMetrics) -> str:
 {hp_lines}
 
 """
+
+
+def _final_rung_line(rung: dict | None) -> str:
+    if not rung:
+        return ""
+    scores = ", ".join(f"trial {c['trial']} {c['val_accuracy']:.4f}" for c in rung["candidates"])
+    return (f"- Final rung: the search's choice and the space's defaults, one member each at the members' length, on "
+            f"validation: {scores}; trial {rung['kept']}'s configuration was kept and the other member dropped.\n")
 
 
 def _card_loading(metrics: RunMetrics) -> str:

@@ -26,6 +26,7 @@ from tuning.data.datasets import Split
 from tuning.final.evaluate import _mc_dropout_pass, evaluate_split, has_dropout, is_chain
 from tuning.records import events, hparams
 from tuning.records.events import Listener, Say
+from tuning.search import budget
 from tuning.training import callbacks, graph_memory
 from tuning.training.pipeline import EVAL_BATCH_SIZE, DatasetFeeder
 from tuning.training.schedules import ANNEALING_SCHEDULES, steps_per_epoch
@@ -65,8 +66,8 @@ class Retrained:
 # A member after the first shorter than this share of `--final-epochs` is not started: it would pull
 # the average down more than it adds.
 MIN_MEMBER_SHARE = 1 / 3
-# The most a member is stretched beyond `--final-epochs` to fill the time left.
-MAX_STRETCH = 2
+# The most a member is stretched beyond `--final-epochs` to fill the time left (the budget's split counts on it).
+MAX_STRETCH = budget.MAX_STRETCH
 # The export's time (model.keras, the SavedModel, pictures and card): a base, plus a share for
 # each million parameters of the ensemble (digits: 1.3 s for one small member, 3.5 s for two larger ones).
 EXPORT_SECONDS = 2.5
@@ -290,6 +291,11 @@ class MemberPlanner:
         """Time from `at` for the members still to train, less the export and the finish of those trained."""
         return self.end - at - EXPORT_SECONDS - finish * self.members
 
+    def discard(self) -> None:
+        """A member just recorded is dropped (a final rung's loser): its time is spent, but it needs no finish
+        and does not count towards the seed cap."""
+        self.members = max(0, self.members - 1)
+
     def record(self, retrained: "Retrained", member_seconds: float, passes: PassTimes) -> None:
         """Takes the times of a member just trained: its steady epoch, its time beyond those, its passes.
 
@@ -417,6 +423,7 @@ class RetrainingPlan:
         mc_passes: MC-dropout passes of the test evaluation, planned for under a budget.
         log_dir: `logs/RUN`; each member's TensorBoard run goes below it.
         end: `time.time()` by which the run should end, or None without a time budget.
+        trial_epochs: The most epochs a trial trained (`--max-epochs`). Defaults to 10.
     """
 
     full_epochs: int
@@ -425,12 +432,13 @@ class RetrainingPlan:
     mc_passes: int
     log_dir: Path
     end: Optional[float] = None
+    trial_epochs: int = 10
 
 
 class MemberListener(Protocol):
-    """Told of each member once it is trained and scored on validation."""
+    """Told of each member once it is trained and scored on validation, with the configuration it trained."""
 
-    def member_ended(self, retrained: Retrained, val: dict) -> None: ...
+    def member_ended(self, retrained: Retrained, val: dict, values: dict) -> None: ...
 
 
 @dataclass
@@ -440,16 +448,14 @@ class MemberSession:
     Args:
         log_dir: `logs/RUN`.
         session_table: The space's HParams columns.
-        values: The retrained configuration's hyperparameter values.
     """
 
     log_dir: Path
     session_table: list
-    values: dict
 
-    def member_ended(self, retrained: Retrained, val: dict) -> None:
+    def member_ended(self, retrained: Retrained, val: dict, values: dict) -> None:
         hparams.write_session(
-            hparams.retrain_session_dir(self.log_dir, retrained.seed), self.session_table, self.values, "retraining",
+            hparams.retrain_session_dir(self.log_dir, retrained.seed), self.session_table, values, "retraining",
             hparams.retraining_metrics(retrained.history, retrained.best_epoch, retrained.wall_seconds,
                                        retrained.model.count_params()),
             group=f"retrain seed {retrained.seed}",
@@ -462,21 +468,60 @@ class MemberEvent:
 
     listen: Listener
 
-    def member_ended(self, retrained: Retrained, val: dict) -> None:
+    def member_ended(self, retrained: Retrained, val: dict, values: dict) -> None:
         self.listen(events.MemberEnded(retrained.seed, retrained.epochs_run, retrained.epochs_planned, val["accuracy"],
                                        retrained.wall_seconds, time.time()))  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Retraining:
+    """What the member loop trained: the kept members, their configuration, and the final rung, if one ran.
+
+    Args:
+        members: Each kept member with its validation scores.
+        hyperparameters: The configuration the kept members train.
+        final_rung: When the search's choice and the space's defaults were compared at the members'
+            length: each candidate's trial id and its member's validation accuracy, and the kept trial's id.
+    """
+
+    members: list[tuple[Retrained, dict]]
+    hyperparameters: kt.HyperParameters
+    final_rung: Optional[dict] = None
+
+
+# A final rung runs only when the time holds this many members of the chosen configuration's length: its
+# loser's member is dropped, and at least two members must remain for the ensemble.
+FINAL_RUNG_MEMBERS = 3
+
+
+def _rung_affordable(plan: RetrainingPlan, seconds_per_epoch: Optional[float]) -> bool:
+    if plan.end is None:
+        return True  # without a budget the loser's member is one training more
+    if seconds_per_epoch is None:
+        return False
+    member = plan.full_epochs * seconds_per_epoch + seconds_per_epoch + 2.0  # as the planner guesses a member
+    return plan.end - time.time() >= FINAL_RUNG_MEMBERS * member
+
+
 def retrain_members(plan: RetrainingPlan, build: Callable[[int], kt.HyperModel], hyperparameters: kt.HyperParameters,
                     feeder: DatasetFeeder, dataset, seed: int, seconds_per_epoch: Optional[float], say: Say,
-                    listeners: Sequence[MemberListener] = (),
-                    listen: Optional[Listener] = None) -> list[tuple[Retrained, dict]]:  # fmt: skip
-    """Retrains the chosen configuration member after member; returns each member with its validation scores.
+                    listeners: Sequence[MemberListener] = (), listen: Optional[Listener] = None,
+                    alternative: Optional[tuple[str, str, kt.HyperParameters]] = None) -> Retraining:  # fmt: skip
+    """Retrains the chosen configuration member after member; returns the members with their validation scores.
 
     Without a time budget, `plan.members` members of `plan.full_epochs`.
     Under one, each member's epochs are planned when it starts, from the time
     left and the times measured so far (`MemberPlanner`), and again a quarter
     of its epochs in; its schedule spans its own epochs.
+
+    With an `alternative` (the space's defaults, when the search chose another
+    configuration), the first two members are a final rung: one of each
+    configuration, at the members' own length, and the better on validation
+    is the one the rest of the members train; the other's member is dropped.
+    The search ranks configurations after at most `--max-epochs`, and one
+    that leads after 10 epochs need not after 60 (mnist1d, 144f8fd: the
+    search chose one at 60.0% validation after 10 epochs whose members tested
+    59.5%; the defaults reach 70% after 30).
 
     Args:
         plan: The retraining.
@@ -489,41 +534,76 @@ def retrain_members(plan: RetrainingPlan, build: Callable[[int], kt.HyperModel],
         say: Where progress lines go.
         listeners: Told of each member's end (`MemberSession`, `MemberEvent`). Defaults to none.
         listen: Receives each member's epochs (`events.EpochEnded`). Defaults to None.
+        alternative: `(its trial id, the chosen trial's id, its hyperparameters)` to compare with the chosen
+            configuration first. Defaults to None.
     """
-    annealing = hyperparameters.values.get("lr_schedule") in ANNEALING_SCHEDULES
     planner = None if plan.end is None else MemberPlanner(
         end=plan.end, full_epochs=plan.full_epochs, cap=plan.members, mc_passes=plan.mc_passes,
         test_per_validation=len(dataset.test) / max(1, len(dataset.val)), seconds_per_epoch=seconds_per_epoch,
     )  # fmt: skip
-    most = MAX_STRETCH * plan.full_epochs
+    rung = [] if alternative is None or not _rung_affordable(plan, seconds_per_epoch) else [
+        (alternative[1], hyperparameters), (alternative[0], alternative[2])]
+    if rung:
+        say(f"final rung: the search chose trial {alternative[1]} after at most {plan.trial_epochs} epochs; one member of "
+            f"it and one of the space's defaults (trial {alternative[0]}) train at the members' length, and the better "
+            "on validation is retrained")  # fmt: skip
     retrains: list[tuple[Retrained, dict]] = []
+    trained, candidates = 0, []
     while True:
-        k = len(retrains)
-        epochs = (plan.full_epochs if k < plan.members else None) if planner is None else planner.next_epochs()
+        in_rung = len(candidates) < len(rung)
+        config = rung[len(candidates)][1] if in_rung else hyperparameters
+        epochs = ((plan.full_epochs if len(retrains) < plan.members else None) if planner is None
+                  else planner.next_epochs())  # fmt: skip
         if epochs is None:
             break
-        started = time.monotonic()
-        if planner is not None:
-            say(f"time budget: member {k + 1} (seed {seed + k}) trains {epochs} epochs "
-                f"in the {plan.end - time.time():.0f}s left")  # fmt: skip
-        # A schedule spans all of the member's epochs, and an annealing schedule runs to its
-        # end: its gains come last, where early stopping would cut it. Under a budget every
-        # member trains its planned epochs: the time is already its, and the best epoch is kept.
-        patience = most if planner is not None else (epochs if annealing else plan.patience)
-        replan = None if planner is None else _member_replan(planner, k, epochs, most, dataset.val, say)
-        retrained = retrain(build(epochs), hyperparameters, feeder, epochs, patience, seed + k, plan.log_dir,
-                            deadline=planner.deadline if planner else None, say=say, listen=listen, replan=replan)  # fmt: skip
-        val = evaluate_split(retrained.model, dataset.val)
-        if planner is not None:
-            planner.record(retrained, time.monotonic() - started, time_passes(retrained.model, dataset.val))
-        say(f"retrain seed {seed + k}: val_accuracy={val['accuracy']:.4f} after {retrained.epochs_run} epochs "
-            f"({retrained.wall_seconds:.0f}s)")  # fmt: skip
+        member = _train_member(plan, planner, build, config, feeder, dataset, seed + trained, epochs, trained, say, listen)
+        trained += 1
         for listener in listeners:
-            listener.member_ended(retrained, val)
-        retrains.append((retrained, val))
+            listener.member_ended(*member, config.values)
+        if not in_rung:
+            retrains.append(member)
+            continue
+        candidates.append(member)
+        if len(candidates) == len(rung):
+            best = max(range(len(rung)), key=lambda i: candidates[i][1]["accuracy"])
+            hyperparameters = rung[best][1]
+            retrains.append(candidates[best])
+            for _ in range(len(rung) - 1):
+                if planner is not None:
+                    planner.discard()
+            say(f"final rung: keeping trial {rung[best][0]}'s configuration ("
+                + ", ".join(f"trial {t}: {m[1]['accuracy']:.4f}" for (t, _), m in zip(rung, candidates)) + ")")  # fmt: skip
     if planner is not None and len(retrains) < plan.members:
         say(f"time budget: {len(retrains)} member(s) retrained; another would not finish in time")
-    return retrains
+    final_rung = None if not candidates else {
+        "candidates": [{"trial": t, "val_accuracy": m[1]["accuracy"]} for (t, _), m in zip(rung, candidates)],
+        "kept": rung[max(range(len(candidates)), key=lambda i: candidates[i][1]["accuracy"])][0],
+    }  # fmt: skip
+    return Retraining(retrains, hyperparameters, final_rung)
+
+
+def _train_member(plan: RetrainingPlan, planner: Optional[MemberPlanner], build: Callable[[int], kt.HyperModel],
+                  hyperparameters: kt.HyperParameters, feeder: DatasetFeeder, dataset, seed: int, epochs: int, k: int,
+                  say: Say, listen: Optional[Listener]) -> tuple[Retrained, dict]:  # fmt: skip
+    """One member: planned, trained, scored on validation, its times handed to the planner."""
+    started = time.monotonic()
+    if planner is not None:
+        say(f"time budget: member {k + 1} (seed {seed}) trains {epochs} epochs in the {plan.end - time.time():.0f}s left")
+    # A schedule spans all of the member's epochs, and an annealing schedule runs to its
+    # end: its gains come last, where early stopping would cut it. Under a budget every
+    # member trains its planned epochs: the time is already its, and the best epoch is kept.
+    most = MAX_STRETCH * plan.full_epochs
+    annealing = hyperparameters.values.get("lr_schedule") in ANNEALING_SCHEDULES
+    patience = most if planner is not None else (epochs if annealing else plan.patience)
+    replan = None if planner is None else _member_replan(planner, k, epochs, most, dataset.val, say)
+    retrained = retrain(build(epochs), hyperparameters, feeder, epochs, patience, seed, plan.log_dir,
+                        deadline=planner.deadline if planner else None, say=say, listen=listen, replan=replan)  # fmt: skip
+    val = evaluate_split(retrained.model, dataset.val)
+    if planner is not None:
+        planner.record(retrained, time.monotonic() - started, time_passes(retrained.model, dataset.val))
+    say(f"retrain seed {seed}: val_accuracy={val['accuracy']:.4f} after {retrained.epochs_run} epochs "
+        f"({retrained.wall_seconds:.0f}s)")  # fmt: skip
+    return retrained, val
 
 
 def _member_replan(planner: MemberPlanner, k: int, epochs: int, most: int, val: Split, say: Say) -> Replan:

@@ -88,6 +88,9 @@ class FinalFigures:
     parameters: int
     wall_seconds: float
     history: dict
+    # The search's choice against the space's defaults at the members' length, when the search never trained the
+    # defaults as long: each candidate's trial and validation accuracy, and the kept one. None when none ran.
+    final_rung: Optional[dict] = None
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,8 @@ class SearchOutcome:
         session_table: The HParams columns of the space.
         search_paid: Under a time budget, whether the search could pay for
             trials beyond the first (`TimeBudget.search_pays`); None without one.
+        defaults_to_compare: The space's defaults' trial when the search chose another configuration
+            (`selection.defaults_to_compare`), for the retraining's final rung; None otherwise.
         costly_share: The share of trial time spent on configurations whose
             epochs cost more than `selection.COSTLY` times the first trial's (the
             defaults' on a fresh run), over the trials this process timed; None when unknown.
@@ -69,6 +71,7 @@ class SearchOutcome:
     session_table: list
     search_paid: Optional[bool] = None
     costly_share: Optional[float] = None
+    defaults_to_compare: Any = None
 
     @property
     def score(self) -> float:
@@ -187,4 +190,5 @@ def _outcome(tuner, plan: SearchPlan, seconds: float, validation_size: int, say:
         trial_seconds=[times.get(t.trial_id, 0.0) for t in ended], session_table=tuner.session_table,
         search_paid=None if clock is None else clock.budget.search_pays,
         costly_share=selection.costly_share(tuner, [t.trial_id for t in ended], [times.get(t.trial_id, 0.0) for t in ended]),
+        defaults_to_compare=None if kept_defaults else selection.defaults_to_compare(tuner.oracle, chosen),
     )  # fmt: skip

@@ -225,10 +225,12 @@ def _hyperband(plan: SearchPlan, common: dict, oracle_args: dict) -> kt.Tuner:
 # Keras Tuner's default is 3 points per hyperparameter: over 100 for `dense`, so a
 # 50-trial Bayesian search would never leave its random start.
 BAYESIAN_INITIAL_SHARE = 0.2
+# The random start of a search whose cap is high because a time budget ends it: as for a 50-trial search.
+BAYESIAN_MOST_INITIAL = 10
 
 
 def _bayesian(plan: SearchPlan, common: dict, oracle_args: dict) -> kt.Tuner:
-    initial = max(3, int(BAYESIAN_INITIAL_SHARE * plan.trials))
+    initial = max(3, min(BAYESIAN_MOST_INITIAL, int(BAYESIAN_INITIAL_SHARE * plan.trials)))
     return BayesianTuner(max_trials=plan.trials, num_initial_points=initial, **oracle_args, **common)
 
 
