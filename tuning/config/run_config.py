@@ -101,8 +101,33 @@ class RunPlaces:
         return self.files.export_dir
 
 
+class RunAddresses:
+    """Where the processes of a search spread over processes find each other; mixed into `RunConfig`."""
+
+    oracle: Optional[str]
+    worker_id: Optional[str]
+
+    def oracle_address(self) -> tuple[str, int]:
+        """`--oracle` as (host, port); the port is 0 (pick a free one) when only `--workers` is given."""
+        if self.oracle is None:
+            return DEFAULT_ORACLE_HOST, 0
+        host, sep, port = self.oracle.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise UsageError(f"--oracle must be HOST:PORT with a port from 1 to 65535, but got oracle={self.oracle!r}")
+        return host.strip("[]"), int(port)
+
+    @property
+    def worker_name(self) -> str:
+        """`--worker-id`, or `worker-HOSTNAME-PID`."""
+        if self.worker_id:
+            return self.worker_id
+        import socket
+
+        return f"worker-{socket.gethostname().split('.')[0]}-{os.getpid()}"
+
+
 @dataclass(frozen=True)
-class RunConfig(RunPlaces):
+class RunConfig(RunPlaces, RunAddresses):
     """Everything one `tuning.run` invocation needs, each option declared once.
 
     Each field but `command` is an option whose default, help (`--help`,
@@ -192,24 +217,6 @@ class RunConfig(RunPlaces):
         check_optuna_only(self)
         check_distribution(self)
         references.check_options(self.dataset, self.label, self.test, self.image_size, self.kind, self.mirror_invariant)
-
-    def oracle_address(self) -> tuple[str, int]:
-        """`--oracle` as (host, port); the port is 0 (pick a free one) when only `--workers` is given."""
-        if self.oracle is None:
-            return DEFAULT_ORACLE_HOST, 0
-        host, sep, port = self.oracle.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise UsageError(f"--oracle must be HOST:PORT with a port from 1 to 65535, but got oracle={self.oracle!r}")
-        return host.strip("[]"), int(port)
-
-    @property
-    def worker_name(self) -> str:
-        """`--worker-id`, or `worker-HOSTNAME-PID`."""
-        if self.worker_id:
-            return self.worker_id
-        import socket
-
-        return f"worker-{socket.gethostname().split('.')[0]}-{os.getpid()}"
 
     @property
     def default_time_budget(self) -> bool:

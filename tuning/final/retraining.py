@@ -509,19 +509,15 @@ def retrain_members(plan: RetrainingPlan, build: Callable[[int], kt.HyperModel],
                     alternative: Optional[tuple[str, str, kt.HyperParameters]] = None) -> Retraining:  # fmt: skip
     """Retrains the chosen configuration member after member; returns the members with their validation scores.
 
-    Without a time budget, `plan.members` members of `plan.full_epochs`.
-    Under one, each member's epochs are planned when it starts, from the time
-    left and the times measured so far (`MemberPlanner`), and again a quarter
-    of its epochs in; its schedule spans its own epochs.
+    Without a time budget, `plan.members` members of `plan.full_epochs`. Under one, each member's epochs
+    are planned from the time left (`MemberPlanner`); its schedule spans its own epochs.
 
     With an `alternative` (the space's defaults, when the search chose another
-    configuration), the first two members are a final rung: one of each
-    configuration, at the members' own length, and the better on validation
-    is the one the rest of the members train; the other's member is dropped.
-    The search ranks configurations after at most `--max-epochs`, and one
-    that leads after 10 epochs need not after 60 (mnist1d, 144f8fd: the
-    search chose one at 60.0% validation after 10 epochs whose members tested
-    59.5%; the defaults reach 70% after 30).
+    configuration), the first two members are a final rung: one of each, at
+    the members' length; the rest retrain the better on validation. The search
+    ranks after at most `--max-epochs`, and a leader after 10 epochs need not
+    lead after 60 (mnist1d, 144f8fd: the choice tested 59.5%; the defaults
+    reach 70% on validation after 30).
 
     Args:
         plan: The retraining.
@@ -541,12 +537,7 @@ def retrain_members(plan: RetrainingPlan, build: Callable[[int], kt.HyperModel],
         end=plan.end, full_epochs=plan.full_epochs, cap=plan.members, mc_passes=plan.mc_passes,
         test_per_validation=len(dataset.test) / max(1, len(dataset.val)), seconds_per_epoch=seconds_per_epoch,
     )  # fmt: skip
-    rung = [] if alternative is None or not _rung_affordable(plan, seconds_per_epoch) else [
-        (alternative[1], hyperparameters), (alternative[0], alternative[2])]
-    if rung:
-        say(f"final rung: the search chose trial {alternative[1]} after at most {plan.trial_epochs} epochs; one member of "
-            f"it and one of the space's defaults (trial {alternative[0]}) train at the members' length, and the better "
-            "on validation is retrained")  # fmt: skip
+    rung = _open_rung(plan, hyperparameters, alternative, seconds_per_epoch, say)
     retrains: list[tuple[Retrained, dict]] = []
     trained, candidates = 0, []
     while True:
@@ -565,21 +556,46 @@ def retrain_members(plan: RetrainingPlan, build: Callable[[int], kt.HyperModel],
             continue
         candidates.append(member)
         if len(candidates) == len(rung):
-            best = max(range(len(rung)), key=lambda i: candidates[i][1]["accuracy"])
-            hyperparameters = rung[best][1]
-            retrains.append(candidates[best])
-            for _ in range(len(rung) - 1):
-                if planner is not None:
-                    planner.discard()
-            say(f"final rung: keeping trial {rung[best][0]}'s configuration ("
-                + ", ".join(f"trial {t}: {m[1]['accuracy']:.4f}" for (t, _), m in zip(rung, candidates)) + ")")  # fmt: skip
+            hyperparameters = _settle_rung(rung, candidates, retrains, planner, say)
+    if candidates and len(candidates) < len(rung):  # the time ran out inside the rung: keep what trained
+        hyperparameters = _settle_rung(rung[:len(candidates)], candidates, retrains, planner, say)
     if planner is not None and len(retrains) < plan.members:
         say(f"time budget: {len(retrains)} member(s) retrained; another would not finish in time")
-    final_rung = None if not candidates else {
-        "candidates": [{"trial": t, "val_accuracy": m[1]["accuracy"]} for (t, _), m in zip(rung, candidates)],
-        "kept": rung[max(range(len(candidates)), key=lambda i: candidates[i][1]["accuracy"])][0],
-    }  # fmt: skip
-    return Retraining(retrains, hyperparameters, final_rung)
+    return Retraining(retrains, hyperparameters, _rung_record(rung, candidates))
+
+
+def _open_rung(plan: RetrainingPlan, hyperparameters: kt.HyperParameters,
+               alternative: Optional[tuple[str, str, kt.HyperParameters]], seconds_per_epoch: Optional[float],
+               say: Say) -> list[tuple[str, kt.HyperParameters]]:  # fmt: skip
+    """The final rung's `(trial id, configuration)` pairs, the chosen one first; empty without one."""
+    if alternative is None or not _rung_affordable(plan, seconds_per_epoch):
+        return []
+    say(f"final rung: the search chose trial {alternative[1]} after at most {plan.trial_epochs} epochs; one member of "
+        f"it and one of the space's defaults (trial {alternative[0]}) train at the members' length, and the better "
+        "on validation is retrained")  # fmt: skip
+    return [(alternative[1], hyperparameters), (alternative[0], alternative[2])]
+
+
+def _settle_rung(rung: list, candidates: list, retrains: list, planner: Optional[MemberPlanner], say: Say
+                 ) -> kt.HyperParameters:  # fmt: skip
+    """Keeps the final rung's better member in `retrains` and returns its configuration."""
+    best = max(range(len(candidates)), key=lambda i: candidates[i][1]["accuracy"])
+    retrains.append(candidates[best])
+    for _ in range(len(candidates) - 1):
+        if planner is not None:
+            planner.discard()
+    say(f"final rung: keeping trial {rung[best][0]}'s configuration ("
+        + ", ".join(f"trial {t}: {m[1]['accuracy']:.4f}" for (t, _), m in zip(rung, candidates)) + ")")  # fmt: skip
+    return rung[best][1]
+
+
+def _rung_record(rung: list, candidates: list) -> Optional[dict]:
+    """The final rung as the metrics file records it, or None without one."""
+    if not candidates:
+        return None
+    best = max(range(len(candidates)), key=lambda i: candidates[i][1]["accuracy"])
+    return {"candidates": [{"trial": t, "val_accuracy": m[1]["accuracy"]} for (t, _), m in zip(rung, candidates)],
+            "kept": rung[best][0]}
 
 
 def _train_member(plan: RetrainingPlan, planner: Optional[MemberPlanner], build: Callable[[int], kt.HyperModel],
