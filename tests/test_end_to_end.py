@@ -26,10 +26,11 @@ print("tuning" in sys.modules)
 """
 
 
-# CI runs the default tuner and one Optuna tuner end to end; every tuner is also run by the
-# search contract (tests/test_search.py). The others run with -m slow.
+# CI runs the default tuner end to end; an Optuna tuner's is tests/search/test_optuna_oracle.py's
+# TPE search with its export, and every tuner is run by the search contract
+# (tests/search/test_tuner_contract.py). The others run here with -m slow.
 @pytest.mark.parametrize("tuner", ["hyperband", pytest.param("bayesian", marks=pytest.mark.slow),
-                                   pytest.param("random", marks=pytest.mark.slow), "tpe"])
+                                   pytest.param("random", marks=pytest.mark.slow), pytest.param("tpe", marks=pytest.mark.slow)])
 def test_search_export_and_fresh_process_load(tuner, tmp_path):
     result = run_cli(
         ["digits", "--tuner", tuner, "--trials", "3", "--max-epochs", "2", "--final-epochs", "3", "--final-seeds", "3",

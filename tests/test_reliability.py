@@ -154,7 +154,8 @@ def assert_valid_export(run_dir: Path) -> None:
     assert not list(run_dir.glob("best.tmp-*")), "a half-written export was left behind"
 
 
-@pytest.mark.parametrize("moment, tuner", [("trial 1  [2/", "tpe"), ("best trial", "random")])
+# An Optuna study killed mid-trial resumes in tests/search/test_optuna_oracle.py by default; here with -m slow.
+@pytest.mark.parametrize("moment, tuner", [pytest.param("trial 1  [2/", "tpe", marks=pytest.mark.slow), ("best trial", "random")])
 def test_sigkill_then_rerun_finishes_without_repeating_finished_trials(moment, tuner, tmp_path):
     process = start(tmp_path, tuner)
     wait_for_line(process, moment)

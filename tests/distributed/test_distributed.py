@@ -58,8 +58,8 @@ def _assert_complete_search_exported_once(run_dir: Path, output: str, expected_r
 
 
 # With -m slow only: the same checks run by default on a chief and 2 workers with Keras Tuner's
-# oracle below (a worker killed mid-trial), and with Optuna's in tests/test_storage.py (journal
-# file, PostgreSQL).
+# oracle below (a worker killed mid-trial), and with Optuna's in tests/search/test_storage.py
+# (PostgreSQL; the journal file with -m slow).
 @pytest.mark.slow
 @pytest.mark.parametrize("tuner", ["random", "tpe"])
 def test_a_chief_and_two_workers_run_each_trial_once_and_export_once(tmp_path, tuner):
@@ -124,6 +124,9 @@ def test_a_worker_killed_mid_trial_is_restarted_and_its_trial_retried(tmp_path, 
     assert killed_trial in _times_by_worker(run_dir)["w0"]
 
 
+# The recycling decision is tested by default (tests/search/test_trial_listeners.py); the process
+# replaced for real, with -m slow (90 s on 2 cores).
+@pytest.mark.slow
 def test_a_recycled_worker_is_replaced_and_no_trial_is_lost_or_repeated(tmp_path):
     argv = [*COMMON, "--tuner", "random", "--recycle-after", "3"]
     argv[argv.index("--workers") + 1] = "1"

@@ -171,6 +171,8 @@ def test_a_lost_server_stops_the_run_with_one_line_and_a_rerun_resumes(tmp_path,
     assert not [t.number for t in trials if t.state.name == "RUNNING"]
 
 
+# By default a chief and two workers share a study on PostgreSQL (above); the journal file with -m slow.
+@pytest.mark.slow
 @pytest.mark.parametrize("tuner", ["tpe"])
 def test_a_chief_and_two_workers_share_one_journal_file(tmp_path, tuner):
     journal = tmp_path / "shared" / "study.journal"

@@ -82,10 +82,10 @@ def test_dense_optimizer_parameters_are_conditional():
     assert isinstance(space.build(hp).optimizer, keras.optimizers.SGD)
 
 
-SELU_DRAWS = 200
+SELU_DRAWS = 80
 
 
-def test_selu_constraints_hold_for_200_random_draws():
+def test_selu_constraints_hold_for_80_random_draws():
     dataset = make_dataset()
     space = search_spaces.get("selu")(context_for(dataset))
     augmentation = (keras.layers.Reshape, keras.layers.RandomTranslation)  # training-only, before flattening
