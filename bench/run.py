@@ -304,12 +304,14 @@ def method_tuning(data, budget: float, seed: int, workdir: Path, clock: Clock, d
         dataset=reference(data.name), data_dir=data_dir, seed=seed, time_budget=budget / 60, overwrite=True,
         checkpoint_root=str(workdir / "checkpoints"), log_root=str(workdir / "logs"), **options,
     )  # fmt: skip
-    result = service.tune_and_export(config, say=lambda line: None, listen=listen)
+    lines: list[str] = []  # what a user would have read, kept for people reading the result
+    result = service.tune_and_export(config, say=lines.append, listen=listen)
     final = result.record.final
     return {"trials": sum(result.record.search.trials_by_status.values()),
             "test_accuracy": final.test_accuracy, "best": result.hyperparameters, "members": len(final.members),
             "epochs_per_member": [s.get("epochs_planned", final.epoch_budget) for s in final.seeds],
-            "search_seconds": result.record.search.wall_seconds, "retrain_seconds": final.wall_seconds}  # fmt: skip
+            "search_seconds": result.record.search.wall_seconds, "retrain_seconds": final.wall_seconds,
+            "final_rung": final.final_rung, "printed": lines}  # fmt: skip
 
 
 def method_tuning_defaults_only(data, budget: float, seed: int, workdir: Path, clock: Clock,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.final.test_evaluate import chain
@@ -203,3 +205,43 @@ def test_a_final_rung_trains_one_member_of_each_candidate_and_retrains_the_bette
     assert done.hyperparameters.values == (defaults if kept == "00" else slow).values
     assert sum(line.startswith("retrain seed") for line in lines) == 3  # one member more than kept, without a budget
     assert any(line.startswith("final rung: keeping trial") for line in lines)
+
+
+def test_when_the_time_ends_inside_the_final_rung_its_one_member_is_kept(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    import keras_tuner as kt
+
+    import search_spaces
+    from search_spaces.base import SpaceContext, default_values
+    from tests.conftest import make_dataset
+    from tuning.training.pipeline import DatasetFeeder
+
+    class OneMemberOnly(retraining.MemberPlanner):
+        """Plans one member of 2 epochs, then finds no time for another."""
+
+        planned = 0
+
+        def next_epochs(self):
+            self.planned += 1
+            return 2 if self.planned == 1 else None
+
+    monkeypatch.setattr(retraining, "MemberPlanner", OneMemberOnly)
+    data = make_dataset()
+    space = search_spaces.get("dense")
+    context = SpaceContext.for_dataset(data, batch_size=32, epochs=2)
+    declared = kt.HyperParameters()
+    space(context).build(declared)
+    chosen, defaults = declared.copy(), declared.copy()
+    defaults.values = default_values(declared)
+    chosen.values = {**default_values(declared), "learning_rate": declared.get("learning_rate") / 20}
+    plan = retraining.RetrainingPlan(full_epochs=2, members=3, patience=2, mc_passes=1, log_dir=tmp_path,
+                                     end=time.time() + 1000)  # fmt: skip
+    lines: list[str] = []
+    done = retraining.retrain_members(plan, lambda epochs: space(replace(context, epochs=epochs)), chosen,
+                                      DatasetFeeder(data), data, seed=0, seconds_per_epoch=0.01, say=lines.append,
+                                      alternative=("00", "07", defaults))  # fmt: skip
+    assert len(done.members) == 1  # the rung's first member, not none
+    assert done.final_rung["kept"] == "07" and [c["trial"] for c in done.final_rung["candidates"]] == ["07"]
+    assert done.hyperparameters.values == chosen.values
+    assert any(line.startswith("final rung: keeping trial 07") for line in lines)
