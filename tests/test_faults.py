@@ -65,6 +65,20 @@ def test_a_truncated_state_file_is_named_and_the_run_is_left_byte_for_byte(finis
     assert "Traceback" not in done.stderr and snapshot(tmp_path / "checkpoints", tmp_path / "logs") == before
 
 
+def test_a_truncated_optuna_study_is_named_and_the_run_is_left_byte_for_byte(tmp_path):
+    argv = ["tpe" if arg == "random" else arg for arg in QUICK]
+    done = run_cli([*argv, "--trials", "2"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    study = tmp_path / "checkpoints" / "digits-tpe" / "study.db"
+    study.write_bytes(study.read_bytes()[: study.stat().st_size // 2])
+    before = snapshot(tmp_path / "checkpoints", tmp_path / "logs")
+    done = run_cli([*argv, "--trials", "3"], cwd=tmp_path)
+    assert done.returncode == 2, done.stdout[-1000:] + done.stderr[-1000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "study.db is damaged" in lines[0] and "--overwrite" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr and snapshot(tmp_path / "checkpoints", tmp_path / "logs") == before
+
+
 def test_sigterm_stops_with_one_line_and_exit_143_and_the_same_command_resumes(tmp_path):
     command = [sys.executable, "-m", "tuning.run", *QUICK, "--trials", "40"]
     env = {k: v for k, v in os.environ.items() if k != "TUNING_DATA_DIR"}

@@ -98,6 +98,17 @@ def test_an_image_folder_through_tune_exports_a_model_of_raw_pixels(tmp_path, mo
     assert seen["accuracy"] == pytest.approx(result.test_accuracy, abs=1e-9)
 
 
+def test_an_image_folder_runs_from_the_command_line_and_its_export_takes_raw_pixels(tmp_path):
+    root = digit_images(tmp_path, per_class=20, layout="split")
+    done = run_cli([str(root), *QUICK, "--trials", "1"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    export = tmp_path / "checkpoints" / "digit_images-hyperband" / "best"
+    metrics = json.loads((export / "metrics.json").read_text())
+    assert metrics["dataset"]["kind"] == "images"
+    seen = raw_accuracy("folder", export, root / "test", tmp_path)
+    assert not seen["tuning_loaded"] and seen["accuracy"] == pytest.approx(metrics["final"]["test_accuracy"], abs=1e-9)
+
+
 def test_tune_takes_arrays_a_dataframe_and_a_build_model_function(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TUNING_DATA_CACHE", str(tmp_path / "cache"))
