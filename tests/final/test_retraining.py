@@ -245,3 +245,14 @@ def test_when_the_time_ends_inside_the_final_rung_its_one_member_is_kept(tmp_pat
     assert done.final_rung["kept"] == "07" and [c["trial"] for c in done.final_rung["candidates"]] == ["07"]
     assert done.hyperparameters.values == chosen.values
     assert any(line.startswith("final rung: keeping trial 07") for line in lines)
+
+
+def test_a_final_rung_needs_the_time_of_four_full_members_under_a_budget(tmp_path):
+    # letter, 20a564d: with room for three, the rung's two members took the whole retraining.
+    member = 30 * 2.9 + 2.9 + 2.0  # a full member of 30 epochs at 2.9 s, as the planner guesses one
+    for members_of_time, affordable in ((3.5, False), (4.2, True)):
+        plan = retraining.RetrainingPlan(full_epochs=30, members=8, patience=2, mc_passes=1, log_dir=tmp_path,
+                                         end=time.time() + members_of_time * member)  # fmt: skip
+        assert retraining._rung_affordable(plan, 2.9) is affordable
+    no_budget = retraining.RetrainingPlan(full_epochs=30, members=2, patience=2, mc_passes=1, log_dir=tmp_path)
+    assert retraining._rung_affordable(no_budget, None)
