@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 
@@ -17,7 +19,7 @@ def _bench(*argv: str, cwd=REPO) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)  # fmt: skip
 
 
-def test_bench_accuracy_and_overhead_smoke(tmp_path):
+def test_bench_accuracy_smoke(tmp_path):
     results, readme, page = tmp_path / "results", tmp_path / "README.md", tmp_path / "benchmarks.md"
     readme.write_text("# project\n\nText that must survive.\n")
     common = ["--datasets", "digits", "--results", str(results), "--readme", str(readme), "--benchmarks", str(page)]
@@ -30,17 +32,25 @@ def test_bench_accuracy_and_overhead_smoke(tmp_path):
         assert 0.3 < result["test_accuracy"] <= 1.0
         assert result["curve"] and result["best_val_accuracy"] == max(v for _, v in result["curve"])
         assert result["wall_seconds"] < 120
-    done = _bench("overhead", *common)
-    assert done.returncode == 0, done.stderr[-2000:]
-    overhead = json.loads((results / "overhead.json").read_text())
-    assert overhead["trials"] == overhead["repeats"] == 3
-    assert 0.2 < overhead["throughput_ratio"] < 5 and 0 <= overhead["outside_fit_fraction"] < 1
     text = readme.read_text()
     assert "Text that must survive." in text and text.count("<!-- bench:start -->") == 1
     for method in ("exercise-mlp", "tuning"):  # the headline: one seed, so no spread to show
         assert f"| digits | {method} | 0.1 | 1 | **{json.loads((results / f'accuracy-digits-{method}-seed1.json').read_text())['test_accuracy']:.4f}** | n/a |" in text
     tables = page.read_text()
-    assert "| digits | exercise-mlp | 1 |" in tables and "| digits | tuning | 1 |" in tables and "Overhead (digits" in tables
+    assert "| digits | exercise-mlp | 1 |" in tables and "| digits | tuning | 1 |" in tables
+
+
+@pytest.mark.slow  # the overhead benchmark's smoke run, with -m slow only
+def test_bench_overhead_smoke(tmp_path):
+    results, readme, page = tmp_path / "results", tmp_path / "README.md", tmp_path / "benchmarks.md"
+    readme.write_text("# project\n")
+    done = _bench("overhead", "--datasets", "digits", "--results", str(results), "--readme", str(readme),
+                  "--benchmarks", str(page))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    overhead = json.loads((results / "overhead.json").read_text())
+    assert overhead["trials"] == overhead["repeats"] == 3
+    assert 0.2 < overhead["throughput_ratio"] < 5 and 0 <= overhead["outside_fit_fraction"] < 1
+    assert "Overhead (digits" in page.read_text()
 
 
 def test_bench_refuses_bad_arguments_with_one_line(tmp_path):

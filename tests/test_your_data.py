@@ -129,6 +129,9 @@ def test_tune_takes_arrays_a_dataframe_and_a_build_model_function(tmp_path, monk
     assert list((tmp_path / "cache").glob("arrays-*.npz")) and not list((tmp_path / "checkpoints").glob(".data"))
 
 
+# A text column runs by default through the command line (the CSV tests above) and a DataFrame through
+# tune() in the test before; the two together with -m slow.
+@pytest.mark.slow
 def test_tune_takes_a_dataframe_with_a_text_column(tmp_path, monkeypatch):
     pandas = pytest.importorskip("pandas", reason="pandas is in the test extra; a DataFrame needs it")
     monkeypatch.chdir(tmp_path)

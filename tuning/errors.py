@@ -9,6 +9,8 @@ Trials that fail raise Keras Tuner's `FailedTrialError` and never reach here.
 
 from __future__ import annotations
 
+import threading
+
 
 class TuningError(Exception):
     """Base class of the errors that the commands turn into one line."""
@@ -50,3 +52,29 @@ def first_line(error: BaseException, with_type: bool = True) -> str:
     if not line:
         return type(error).__name__
     return f"{type(error).__name__}: {line}" if with_type else line
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that it unwinds as Ctrl-C does: finished trials kept, locks freed."""
+
+
+# Set by the SIGTERM handler. An exception raised by a signal handler lands wherever the main thread is,
+# and one that lands in a `__del__` or a weakref callback is printed and dropped by Python, so the search
+# and the retraining also ask at each trial, epoch and member (`raise_if_terminated`).
+_TERMINATED = threading.Event()
+
+
+def note_terminated() -> None:
+    """Records that the process was asked to stop; the next `raise_if_terminated` raises."""
+    _TERMINATED.set()
+
+
+def raise_if_terminated() -> None:
+    """Raises `Terminated` once SIGTERM has arrived (a safe point that the handler's own raise may have missed)."""
+    if _TERMINATED.is_set():
+        raise Terminated()
+
+
+def clear_terminated() -> None:
+    """Forgets an earlier SIGTERM, once a command has answered it."""
+    _TERMINATED.clear()

@@ -15,7 +15,7 @@ import signal
 import sys
 from typing import Callable
 
-from tuning.errors import TuningError, UsageError, first_line
+from tuning.errors import Terminated, TuningError, UsageError, clear_terminated, first_line, note_terminated
 
 
 class Parser(argparse.ArgumentParser):
@@ -55,11 +55,8 @@ def quiet_libraries() -> None:
     absl.logging.set_verbosity(absl.logging.ERROR)
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised where the process is, so that it unwinds as Ctrl-C does: finished trials kept, locks freed."""
-
-
 def _raise_terminated(signum, frame) -> None:
+    note_terminated()
     raise Terminated()
 
 
@@ -76,6 +73,7 @@ def run_command(prog: str, body: Callable[[], int], debug: bool, on_interrupt: s
     try:
         return body()
     except Terminated:
+        clear_terminated()
         print(f"{prog}: stopped by SIGTERM; {on_interrupt.split('; ', 1)[-1] if '; ' in on_interrupt else 'stopped'}",
               file=sys.stderr)  # fmt: skip
         return 143
