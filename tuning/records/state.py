@@ -12,6 +12,7 @@ the file and the cause, and never make a damaged state worse.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
@@ -74,7 +75,7 @@ def _check_events(path: Path, run_name: str) -> None:
 
 def _check_study(path: Path, run_name: str) -> None:
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
             answer = connection.execute("PRAGMA quick_check").fetchone()
     except sqlite3.DatabaseError as error:
         raise _damaged(path, f"not a readable SQLite database: {error}", run_name) from None
