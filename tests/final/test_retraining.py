@@ -175,7 +175,8 @@ def test_time_passes_times_a_warm_pass_and_one_mc_dropout_pass(toy_dataset):
     assert retraining.time_passes(without, toy_dataset.val).mc_dropout == 0.0
 
 
-def test_a_final_rung_trains_one_member_of_each_candidate_and_retrains_the_better(tmp_path):
+def rung_setup():
+    """The dense space on a toy dataset: its build function, feeder, data, its defaults, and the defaults slowed 20x."""
     from dataclasses import replace
 
     import keras_tuner as kt
@@ -193,10 +194,14 @@ def test_a_final_rung_trains_one_member_of_each_candidate_and_retrains_the_bette
     defaults, slow = declared.copy(), declared.copy()
     defaults.values = default_values(declared)
     slow.values = {**default_values(declared), "learning_rate": declared.get("learning_rate") / 20}
+    return (lambda epochs: space(replace(context, epochs=epochs))), DatasetFeeder(data), data, defaults, slow
+
+
+def test_a_final_rung_trains_one_member_of_each_candidate_and_retrains_the_better(tmp_path):
+    build, feeder, data, defaults, slow = rung_setup()
     plan = retraining.RetrainingPlan(full_epochs=2, members=2, patience=2, mc_passes=1, log_dir=tmp_path)
     lines: list[str] = []
-    done = retraining.retrain_members(plan, lambda epochs: space(replace(context, epochs=epochs)), slow,
-                                      DatasetFeeder(data), data, seed=0, seconds_per_epoch=None, say=lines.append,
+    done = retraining.retrain_members(plan, build, slow, feeder, data, seed=0, seconds_per_epoch=None, say=lines.append,
                                       alternative=("00", "07", defaults))  # fmt: skip
     assert [c["trial"] for c in done.final_rung["candidates"]] == ["07", "00"]
     scores = {c["trial"]: c["val_accuracy"] for c in done.final_rung["candidates"]}
@@ -208,15 +213,6 @@ def test_a_final_rung_trains_one_member_of_each_candidate_and_retrains_the_bette
 
 
 def test_when_the_time_ends_inside_the_final_rung_its_one_member_is_kept(tmp_path, monkeypatch):
-    from dataclasses import replace
-
-    import keras_tuner as kt
-
-    import search_spaces
-    from search_spaces.base import SpaceContext, default_values
-    from tests.conftest import make_dataset
-    from tuning.training.pipeline import DatasetFeeder
-
     class OneMemberOnly(retraining.MemberPlanner):
         """Plans one member of 2 epochs, then finds no time for another."""
 
@@ -227,19 +223,11 @@ def test_when_the_time_ends_inside_the_final_rung_its_one_member_is_kept(tmp_pat
             return 2 if self.planned == 1 else None
 
     monkeypatch.setattr(retraining, "MemberPlanner", OneMemberOnly)
-    data = make_dataset()
-    space = search_spaces.get("dense")
-    context = SpaceContext.for_dataset(data, batch_size=32, epochs=2)
-    declared = kt.HyperParameters()
-    space(context).build(declared)
-    chosen, defaults = declared.copy(), declared.copy()
-    defaults.values = default_values(declared)
-    chosen.values = {**default_values(declared), "learning_rate": declared.get("learning_rate") / 20}
+    build, feeder, data, defaults, chosen = rung_setup()
     plan = retraining.RetrainingPlan(full_epochs=2, members=3, patience=2, mc_passes=1, log_dir=tmp_path,
                                      end=time.time() + 1000)  # fmt: skip
     lines: list[str] = []
-    done = retraining.retrain_members(plan, lambda epochs: space(replace(context, epochs=epochs)), chosen,
-                                      DatasetFeeder(data), data, seed=0, seconds_per_epoch=0.01, say=lines.append,
+    done = retraining.retrain_members(plan, build, chosen, feeder, data, seed=0, seconds_per_epoch=0.01, say=lines.append,
                                       alternative=("00", "07", defaults))  # fmt: skip
     assert len(done.members) == 1  # the rung's first member, not none
     assert done.final_rung["kept"] == "07" and [c["trial"] for c in done.final_rung["candidates"]] == ["07"]
