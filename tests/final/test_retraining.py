@@ -11,15 +11,16 @@ from tuning.final import evaluate, retraining
 
 
 @pytest.mark.parametrize("left, per_epoch, overhead, members_left, first, expected", [
-    (1000, 1.0, 0.0, 3, True, 60),    # room for 33 full members, 3 allowed: each stretched to twice the length
-    (45, 1.0, 0.0, 8, True, 49),      # one and a half full members: one of 45 epochs' time, not two of 22,
-                                      # planned 10% longer and stopped by its deadline if its epochs are as measured
-    (61, 1.0, 0.0, 8, True, 30),      # two full members and a sliver
-    (95, 1.0, 0.0, 8, True, 31),      # three full members, each a little longer
+    (1000, 1.0, 0.0, 3, True, 90),    # room for 17 members of 60 epochs, 3 allowed: each stretched to three times 30
+    (45, 1.0, 0.0, 8, True, 49),      # three quarters of a member of 60: one of 45 epochs' time, planned
+                                      # 10% longer and stopped by its deadline if its epochs are as measured
+    (61, 1.0, 0.0, 8, True, 67),      # one member of 60 and a sliver: one, planned 10% longer, not two of 30
+    (95, 1.0, 0.0, 8, True, 47),      # one and a half members of 60: two of 47, not three of 31
+    (130, 1.0, 0.0, 8, True, 65),     # two members of 60 and a little: two, each a little longer
     (44, 1.0, 2.0, 8, True, 46),      # the member's overhead comes out of its share (42 s, planned 10% longer)
     (8, 1.0, 0.0, 5, False, None),    # a later member of 8 epochs (< a third of 30) would pull the average down
     (12, 1.0, 0.0, 5, False, 13),     # ... one of 12 is worth training (planned 10% longer)
-    (21, 0.26, 3.3, 7, False, 27),    # one member of 60 epochs would leave 2 s idle: two of 27 instead
+    (28, 0.26, 3.3, 7, False, 41),    # one member of 90 epochs would leave 1.3 s idle: two of 41 instead
     (9.5, 1.0, 0.0, 5, False, None),  # ... but not one that fits 9 epochs, however it is planned
     (0, 1.0, 0.0, 3, True, 1),        # the first member always trains, one epoch at least
     (1000, 1.0, 0.0, 0, False, None), # the seed cap is reached
@@ -70,7 +71,7 @@ def planner(end: float, per_epoch: float, cap: int = 8) -> retraining.MemberPlan
 def test_the_members_fill_the_budget(end, per_epoch):
     planned, ended = fill(planner(end, per_epoch), [per_epoch])
     assert 0.93 * end <= ended <= end + per_epoch, (planned, ended)  # the last member may end an epoch late
-    assert max(planned) <= 60 and len(planned) < 8  # the cap did not end it
+    assert max(planned) <= 90 and len(planned) < 8  # the cap did not end it
 
 
 @pytest.mark.parametrize("end, per_epoch", [(31.0, 0.2), (37.0, 0.26), (41.0, 0.3), (60.0, 0.26), (90.0, 0.26)])
@@ -81,19 +82,19 @@ def test_members_fill_a_budget_whose_overhead_is_many_epochs(end, per_epoch):
     # below 0.93 of the budget then.
     planned, ended = fill(planner(end, per_epoch), [per_epoch], overhead=3.0, evaluation=0.02)
     assert 0.93 * end <= ended <= end + per_epoch, (planned, ended)
-    assert max(planned) <= 60 and len(planned) < 8
+    assert max(planned) <= 90 and len(planned) < 8
 
 
 def test_a_slower_member_than_the_trial_said_is_planned_from():
-    first = planner(1000.0, 10.0).next_epochs(0.0)
-    assert first == 30  # the trial's 10 s an epoch leave room for three members of 30 epochs
-    planned, ended = fill(planner(1000.0, 10.0), [14.0], replan=False)  # but an epoch takes 14 s
-    assert planned[0] == 30 and len(planned) == 2  # three of 30 would have needed 1,270 s
-    assert 0.93 * 1000 <= ended <= 1000.0 + 14.0
+    first = planner(1300.0, 10.0).next_epochs(0.0)
+    assert 60 <= first <= 66  # the trial's 10 s an epoch leave room for two members of about 60 epochs
+    planned, ended = fill(planner(1300.0, 10.0), [14.0], replan=False)  # but an epoch takes 14 s
+    assert planned[0] == first and len(planned) == 2 and planned[1] < 0.6 * first  # the second gets what is left
+    assert 0.93 * 1300 <= ended <= 1300.0 + 14.0
     # Planned again after its first epochs, the first member takes its half of the time at once.
-    planned, ended = fill(planner(1000.0, 10.0), [14.0])
-    assert len(planned) == 2 and planned[0] > 30
-    assert 0.93 * 1000 <= ended <= 1000.0 + 14.0
+    planned, ended = fill(planner(1300.0, 10.0), [14.0])
+    assert len(planned) == 2 and planned[0] < first and abs(planned[0] - planned[1]) <= 0.1 * planned[0]
+    assert 0.93 * 1300 <= ended <= 1300.0 + 14.0
 
 
 def test_a_faster_member_than_the_trial_said_makes_room_for_more():
@@ -137,7 +138,7 @@ def test_a_member_faster_or_slower_than_the_one_before_is_planned_again_from_its
 
 def test_the_seed_cap_ends_the_retraining_early():
     planned, ended = fill(planner(10_000.0, 1.0, cap=3), [1.0])
-    assert planned == [60, 60, 60] and ended < 1000  # stretched to twice --final-epochs, no further
+    assert planned == [90, 90, 90] and ended < 1000  # stretched to three times --final-epochs, no further
 
 
 def test_without_the_trials_epoch_time_one_full_member_is_timed_first():
@@ -235,10 +236,10 @@ def test_when_the_time_ends_inside_the_final_rung_its_one_member_is_kept(tmp_pat
     assert any(line.startswith("final rung: keeping trial 07") for line in lines)
 
 
-def test_a_final_rung_needs_the_time_of_four_full_members_under_a_budget(tmp_path):
-    # letter, 20a564d: with room for three, the rung's two members took the whole retraining.
-    member = 30 * 2.9 + 2.9 + 2.0  # a full member of 30 epochs at 2.9 s, as the planner guesses one
-    for members_of_time, affordable in ((3.5, False), (4.2, True)):
+def test_a_final_rung_needs_the_time_of_three_members_of_the_aimed_length_under_a_budget(tmp_path):
+    # letter, 20a564d: with room for three members of 30 epochs, the rung's two members took the whole retraining.
+    member = 60 * 2.9 + 2.9 + 2.0  # a member of 60 epochs (twice --final-epochs) at 2.9 s, as the planner guesses one
+    for members_of_time, affordable in ((2.6, False), (3.2, True)):
         plan = retraining.RetrainingPlan(full_epochs=30, members=8, patience=2, mc_passes=1, log_dir=tmp_path,
                                          end=time.time() + members_of_time * member)  # fmt: skip
         assert retraining._rung_affordable(plan, 2.9) is affordable

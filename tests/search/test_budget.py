@@ -1,5 +1,5 @@
-"""The time budget's split: the retraining keeps room for two full-length members of the first trial's
-configuration, and a search that cannot pay for itself ends with its first trial."""
+"""The time budget's split: the retraining keeps room for two members of twice --final-epochs of the first
+trial's configuration, and a search that cannot pay for itself ends with its first trial."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_before_the_first_trial_the_search_may_use_its_largest_share():
 
 
 @pytest.mark.parametrize("seconds_per_epoch, share", [
-    (10.0, (1200 - 2 * 30 * 10 / 0.9 - 24) / 1200),  # 667 s kept for two 30-epoch members, 24 s to finish: 42%
+    (5.0, (1200 - 2 * 60 * 5 / 0.9 - 24) / 1200),    # 667 s kept for two members of 60 epochs, 24 s to finish: 42%
     (1.0, 0.60),                                      # cheap epochs: the search gets its largest share
 ])  # fmt: skip
 def test_the_first_trials_epoch_time_sets_the_split(seconds_per_epoch, share):
@@ -30,11 +30,11 @@ def test_the_first_trials_epoch_time_sets_the_split(seconds_per_epoch, share):
     budget = budget.observed(seconds_per_epoch, now=30.0)
     assert budget.search_pays
     assert budget.search_share == pytest.approx(share)
-    assert budget.end() - budget.stop_at() >= min(1200 * 0.4, 2 * 30 * seconds_per_epoch / 0.9) - 1e-6
+    assert budget.end() - budget.stop_at() >= min(1200 * 0.4, 2 * 60 * seconds_per_epoch / 0.9) - 1e-6
 
 
 def test_a_search_that_cannot_afford_four_full_trials_ends_with_the_first():
-    # CIFAR-10 under 20 minutes: 20 s an epoch, so two 30-epoch members need the whole budget;
+    # CIFAR-10 under 20 minutes: 20 s an epoch, so two members of 60 epochs need twice the budget;
     # the search's 10% floor (120 s) holds 6 epochs, not 4 trials of 10.
     budget = TimeBudget(began=0.0, seconds=1200.0, final_epochs=30, trial_epochs=10)
     budget = budget.observed(20.0, now=45.0)

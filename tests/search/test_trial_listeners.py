@@ -62,15 +62,15 @@ def test_the_budget_is_split_once_after_the_first_trial(tmp_path):
     clock = BudgetClock(TimeBudget(began=time.time(), seconds=3600.0, final_epochs=30, trial_epochs=10))
     said: list[str] = []
     split = BudgetSplit(clock, said.append)
-    split.trial_ended(stand_in_tuner(tmp_path, ended_here=2, per_epoch=30.0), None, ended())  # not the first: nothing
+    split.trial_ended(stand_in_tuner(tmp_path, ended_here=2, per_epoch=15.0), None, ended())  # not the first: nothing
     assert not said and clock.budget.search_share == 0.6
-    split.trial_ended(stand_in_tuner(tmp_path, ended_here=1, per_epoch=30.0), None, ended())
+    split.trial_ended(stand_in_tuner(tmp_path, ended_here=1, per_epoch=15.0), None, ended())
     budget = clock.budget
-    # Two 30-epoch members at 30 s an epoch (2000 s with the planning margin) and 72 s to finish
-    # leave the search (3600 - 2072) / 3600 of the hour: 25.5 minutes.
+    # Two members of 60 epochs (twice --final-epochs) at 15 s an epoch (2000 s with the planning margin)
+    # and 72 s to finish leave the search (3600 - 2072) / 3600 of the hour: 25.5 minutes.
     assert budget.search_share == pytest.approx(1528 / 3600) and budget.search_pays
-    assert said == ["time budget: the search gets 42% (25.5 min); the retraining keeps the rest "
-                    "for full-length retrainings at 30.0s an epoch"]
+    assert said == ["time budget: the search gets 42% (25.5 min); the retraining keeps the rest, "
+                    "at 15.0s an epoch"]
 
 
 def test_pruning_stops_the_model_and_marks_the_trial(tmp_path):

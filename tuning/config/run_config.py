@@ -167,8 +167,8 @@ class RunConfig(RunPlaces, RunAddresses):
     name: Optional[str] = option(None, f"run name, a plain folder name of at most {MAX_NAME_BYTES} bytes: checkpoints/RUN "
                                  "and logs/RUN", default_text="DATASET-TUNER")  # fmt: skip
     overwrite: bool = option(False, "start afresh instead of resuming RUN")
-    final_epochs: int = option(30, "epochs of a full-length retraining member; under a time budget members are planned "
-                               "from it, up to twice as long, to fill the time", Between(1, MAX_EPOCHS))  # fmt: skip
+    final_epochs: int = option(30, "epochs of a full-length retraining member; under a time budget members aim for twice "
+                               "it and are stretched up to three times it to fill the time", Between(1, MAX_EPOCHS))  # fmt: skip
     max_failures: int = option(5, "failed trials in a row that stop the search", Between(1, MAX_TRIALS))
     mc_passes: int = option(10, "stochastic passes of the MC-dropout evaluation", Between(1, MAX_MC_PASSES))
     final_seeds: Optional[int] = option(None, "retrain the best configuration this many times and export the average "

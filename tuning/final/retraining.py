@@ -67,7 +67,9 @@ class Retrained:
 # A member after the first shorter than this share of `--final-epochs` is not started: it would pull
 # the average down more than it adds.
 MIN_MEMBER_SHARE = 1 / 3
-# The most a member is stretched beyond `--final-epochs` to fill the time left (the budget's split counts on it).
+# The length a member aims for under a budget, and the most it is stretched, in `--final-epochs` (the budget's
+# split counts on both).
+MEMBER_STRETCH = budget.MEMBER_STRETCH
 MAX_STRETCH = budget.MAX_STRETCH
 # The export's time (model.keras, the SavedModel, pictures and card): a base, plus a share for
 # each million parameters of the ensemble (digits: 1.3 s for one small member, 3.5 s for two larger ones).
@@ -106,11 +108,12 @@ def next_member_epochs(seconds_left: float, seconds_per_epoch: float, overhead: 
                        members_left: int, first: bool) -> int | None:  # fmt: skip
     """Epochs of the next retraining member under a time budget, or None when no member should start.
 
-    The time left goes to as few members as it holds at full length,
-    rounded down (but as many as it takes when each is stretched to
-    `MAX_STRETCH` times `full_epochs`), each stretched to fill its
-    share: at equal time one member of 30 epochs beat the
-    average of two of 15 on CIFAR-10 validation, 62.1% against 60.0%
+    The time left goes to as many members as it holds at `MEMBER_STRETCH`
+    times `full_epochs`, rounded to the nearest (but at least one, and as
+    many as it takes when each is stretched to `MAX_STRETCH` times), each
+    stretched to fill its share: at equal time one member of 53-60 epochs
+    beat two of 22-35 on CIFAR-10 (`budget.MEMBER_STRETCH`), and one of 30
+    beat the average of two of 15 on validation, 62.1% against 60.0%
     (`bench/results/retraining-members-cifar10.json`), so longer members
     come before more of them. Each member's schedule spans its own epochs.
     The last member that fits is planned `LAST_MEMBER_SLACK` longer than
@@ -132,12 +135,12 @@ def next_member_epochs(seconds_left: float, seconds_per_epoch: float, overhead: 
     if members_left < 1:
         return None
     left = max(0.0, seconds_left)
-    full = full_epochs * seconds_per_epoch + overhead
+    aimed = MEMBER_STRETCH * full_epochs * seconds_per_epoch + overhead
     longest = MAX_STRETCH * full_epochs * seconds_per_epoch + overhead
-    # As few members as the time holds at full length, but no fewer than it takes at the longest:
-    # where a member's overhead is many epochs (digits: 3 s against 0.26 s an epoch), one member
-    # capped at twice --final-epochs could leave idle more than a later member could use.
-    count = min(members_left, max(1, int(left // full), math.ceil(left / longest)))
+    # The members the time holds at the length they aim for, to the nearest, but no fewer than it
+    # takes at the longest: where a member's overhead is many epochs (digits: 3 s against 0.26 s an
+    # epoch), one member capped at the longest could leave idle more than a later member could use.
+    count = min(members_left, max(1, int(left / aimed + 0.5), math.ceil(left / longest)))
     share = left / count - overhead
     fits = int(share // seconds_per_epoch)  # epochs as fast as measured
     slack = LAST_MEMBER_SLACK if count == 1 else 0.0
@@ -216,7 +219,8 @@ class MemberPlanner:
 
     Args:
         end: `time.time()` by which the run should have ended.
-        full_epochs: The most epochs a member trains (`--final-epochs`).
+        full_epochs: A full-length member's epochs (`--final-epochs`); under a budget members aim for
+            `MEMBER_STRETCH` times it.
         cap: The most members (the seed cap).
         mc_passes: MC-dropout passes of the test evaluation.
         test_per_validation: Test examples per validation example.
@@ -490,12 +494,12 @@ class Retraining:
     final_rung: Optional[dict] = None
 
 
-# A final rung runs only when the time holds this many full-length members of the chosen configuration: its
-# loser's member is dropped, and at least two members should remain for the ensemble. The time counted here
-# includes the test evaluation and the export, and the planner stretches members to fill what is left, so
-# room for 3 was not enough: on letter (10 minutes, 2.9 s an epoch, 20a564d) the rung's two members took all
-# of it and the ensemble was one member (test 98.50%, no better than the hand-picked guess's 8 members).
-FINAL_RUNG_MEMBERS = 4
+# A final rung runs only when the time holds this many members of the chosen configuration at the length
+# members aim for (`MEMBER_STRETCH`): the rung's two, one of them dropped, and at least one more, so that the
+# ensemble keeps two. Counted at --final-epochs, room for 3 was not enough: on letter (10 minutes, 2.9 s an
+# epoch, 20a564d) the planner stretched the rung's two members over all of it and the ensemble was one
+# member (test 98.50%, no better than the hand-picked guess's 8 members).
+FINAL_RUNG_MEMBERS = 3
 
 
 def _rung_affordable(plan: RetrainingPlan, seconds_per_epoch: Optional[float]) -> bool:
@@ -503,7 +507,7 @@ def _rung_affordable(plan: RetrainingPlan, seconds_per_epoch: Optional[float]) -
         return True  # without a budget the loser's member is one training more
     if seconds_per_epoch is None:
         return False
-    member = plan.full_epochs * seconds_per_epoch + seconds_per_epoch + 2.0  # as the planner guesses a member
+    member = MEMBER_STRETCH * plan.full_epochs * seconds_per_epoch + seconds_per_epoch + 2.0  # as the planner guesses
     return plan.end - time.time() >= FINAL_RUNG_MEMBERS * member
 
 
@@ -666,7 +670,7 @@ def announce(plan: RetrainingPlan, trial_id: str, score: float, seconds_per_epoc
         + (" and exporting their average" if seeds > 1 else ""))  # fmt: skip
     if plan.end is not None:
         say(f"time budget: the retraining fills the {plan.end - time.time():.0f}s left, less the test evaluation "
-            f"and export, with members of {epochs} epochs stretched up to {MAX_STRETCH * epochs} "
+            f"and export, with members of about {MEMBER_STRETCH * epochs} epochs (at most {MAX_STRETCH * epochs}) "
             f"({seconds_per_epoch or float('nan'):.1f}s an epoch), each planned when it starts")  # fmt: skip
     else:
         say(_retraining_cost(seeds, epochs, seconds_per_epoch))

@@ -3,8 +3,9 @@
 Owns: `TimeBudget`, the wall-clock times after which no trial starts, at
 which running trials stop, at which the retraining ends, and the time kept
 after it for the test evaluation and the export. The retraining reserves
-the time of `RESERVED_MEMBERS` full-length retrainings of the first trial's
-configuration (the space's defaults on a fresh run), measured on that trial;
+the time of `RESERVED_MEMBERS` members of `MEMBER_STRETCH` times
+`--final-epochs` of the first trial's configuration (the space's defaults
+on a fresh run), measured on that trial;
 the search gets the rest, within `MIN_SEARCH_SHARE` and `MAX_SEARCH_SHARE`
 of the budget. So a short budget goes mostly to training the strong default
 well, and a long one mostly to searching. Until that trial has ended, the
@@ -24,14 +25,20 @@ from dataclasses import dataclass, field, replace
 from typing import Optional
 
 # Retrainings the budget keeps room for: a two-member ensemble is the largest single step an
-# ensemble takes, and needs two full-length members.
+# ensemble takes, and needs two members of the length members aim for (`MEMBER_STRETCH`).
 RESERVED_MEMBERS = 2
 MIN_SEARCH_SHARE = 0.10
 MAX_SEARCH_SHARE = 0.60
-# The most members the retraining trains under a budget (`--final-seeds` unless given), and the most a member is
-# stretched beyond `--final-epochs` (`tuning.final.retraining` plans with both).
+# The most members the retraining trains under a budget (`--final-seeds` unless given).
 MAX_MEMBERS = 8
-MAX_STRETCH = 2
+# Under a budget a member aims for `MEMBER_STRETCH` times `--final-epochs` before the time goes to more
+# members, and is stretched to at most `MAX_STRETCH` times (`tuning.final.retraining` plans with both).
+# On CIFAR-10 at 20 minutes one member of 53-60 epochs beat two of 22-35 in the same time, on
+# validation (65.3-65.5% against 63.1-63.8%) and on test (64.4-65.2% against 63.0-64.3%; 4 runs of the
+# defaults against 2 of them and 3 of the strong guess, `bench/results/accuracy-cifar10-*.json`), so a
+# member of twice `--final-epochs` comes before two of it. Between one and two members' time, the one is stretched rather than split.
+MEMBER_STRETCH = 2
+MAX_STRETCH = 3
 # Trials stop this share of the budget after the last one may start.
 STOP_MARGIN = 0.05
 # The share of the time left that the split reserves for the retraining's members; the rest
@@ -88,7 +95,8 @@ class TimeBudget:
             now: `time.time()` when the first trial ended. Defaults to now.
         """
         now = time.time() if now is None else now
-        reserve = RESERVED_MEMBERS * self.final_epochs * seconds_per_epoch / PLAN_MARGIN + self.finish_seconds
+        member = MEMBER_STRETCH * self.final_epochs * seconds_per_epoch
+        reserve = RESERVED_MEMBERS * member / PLAN_MARGIN + self.finish_seconds
         share = min(self.most_search_share(seconds_per_epoch), max(MIN_SEARCH_SHARE, (self.seconds - reserve) / self.seconds))
         split = replace(self, search_share=share)
         affordable = (split.stop_at() - now) / (self.trial_epochs * seconds_per_epoch)
@@ -100,15 +108,15 @@ class TimeBudget:
         """`MAX_SEARCH_SHARE`, or more when the retraining could not use the rest.
 
         The retraining trains at most `members` members (and a final rung's
-        one more) of at most `MAX_STRETCH` times `final_epochs`; time beyond
-        that would sit idle, so the search gets it. A 10-minute run on
+        one more), each aiming for `MEMBER_STRETCH` times `final_epochs`; time
+        beyond that would only stretch them further, so the search gets it. A 10-minute run on
         4,000 rows of 40 numbers ended after 263 s: its search had its 60%,
         and 8 members of 60 epochs took 103 s (mnist1d, 144f8fd).
 
         Args:
             seconds_per_epoch: A steady epoch of the first trial (its configuration).
         """
-        member = MAX_STRETCH * self.final_epochs * seconds_per_epoch + seconds_per_epoch + 2.0  # + building, tracing
+        member = MEMBER_STRETCH * self.final_epochs * seconds_per_epoch + seconds_per_epoch + 2.0  # + building, tracing
         most = (self.members + 1) * member / PLAN_MARGIN + self.finish_seconds
         return max(MAX_SEARCH_SHARE, min(1.0 - MIN_SEARCH_SHARE, 1.0 - most / self.seconds))
 
@@ -140,7 +148,7 @@ class TimeBudget:
         return (f"time budget {self.seconds / 60:g} min{origin}: the run ends by "
                 f"{time.strftime('%H:%M', time.localtime(self.end()))}; the search gets at most {MAX_SEARCH_SHARE:.0%} "
                 f"of it (more when the retraining could not use the rest), less once the first trial shows what "
-                f"{RESERVED_MEMBERS} full retrainings of {self.final_epochs} epochs cost, and none if it cannot afford "
+                f"{RESERVED_MEMBERS} retrainings of {MEMBER_STRETCH * self.final_epochs} epochs cost, and none if it cannot afford "
                 f"{SEARCH_PAYS_TRIALS} full trials; the retraining fills the rest")  # fmt: skip
 
 

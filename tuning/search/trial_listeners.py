@@ -18,7 +18,7 @@ from typing import Callable, Optional
 
 from tuning.records import events, hparams
 from tuning.records.events import Listener, Say
-from tuning.search.budget import RESERVED_MEMBERS, SEARCH_PAYS_TRIALS, BudgetClock
+from tuning.search.budget import MEMBER_STRETCH, RESERVED_MEMBERS, SEARCH_PAYS_TRIALS, BudgetClock
 from tuning.search.progress import progress_line
 from tuning.training import graph_memory
 from tuning.training.callbacks import OBJECTIVE
@@ -202,11 +202,12 @@ class BudgetSplit(TrialListener):
         minutes = (budget.stop_at() - budget.began) / 60
         if not budget.search_pays:
             self.say(f"time budget: at {per_epoch:.1f}s an epoch the search cannot afford {SEARCH_PAYS_TRIALS} full "
-                     f"trials beside {RESERVED_MEMBERS} full retrainings, so it ends here ({minutes:.1f} min) "
+                     f"trials beside {RESERVED_MEMBERS} retrainings of {MEMBER_STRETCH * budget.final_epochs} epochs, so it ends here "
+                     f"({minutes:.1f} min) "
                      "and the retraining of the defaults gets the time")  # fmt: skip
             return
         self.say(f"time budget: the search gets {budget.search_share:.0%} ({minutes:.1f} min); the retraining keeps "
-                 f"the rest for full-length retrainings at {per_epoch:.1f}s an epoch")  # fmt: skip
+                 f"the rest, at {per_epoch:.1f}s an epoch")  # fmt: skip
 
 
 def default_listeners(log_dir: Path) -> list[TrialListener]:
