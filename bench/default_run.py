@@ -1,11 +1,13 @@
 """A default run of the command line, timed, recorded in `bench/results/default-DATASET-seedS.json`.
 
-    python -m bench.default_run DATASET --data-dir DIR [--seed 0] [--workdir DIR] [-- EXTRA TUNING.RUN ARGS]
+    python -m bench.default_run DATASET --data-dir DIR [--seed 0] [--workdir DIR] [--out NAME] [-- EXTRA TUNING.RUN ARGS]
 
 Runs `python -m tuning.run DATASET --data-dir DIR --seed S [EXTRA]` in a fresh
 process, in `--workdir` (default: a temporary folder), and records the
 dataset, the test accuracy and its interval, the wall time, the command, the
 date and the commit, with the run's own key figures from `metrics.json`.
+`--out` names the file instead (`budget60-cifar10-seed2.json` for a run given
+`-- --time-budget 60`), so runs of the same seed under two budgets both stay.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir")
+    parser.add_argument("--out", help="the results file's name; defaults to default-DATASET-seedS.json")
     args = parser.parse_args(own)
     command = ["python", "-m", "tuning.run", args.dataset, "--data-dir", args.data_dir, "--seed", str(args.seed), *extra]
     from bench.memory import _commit
@@ -104,7 +107,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "rung_correlation": rung_correlation(trials), "trials": trials,
         "summary": done.stdout.strip().splitlines()[-16:],
     }  # fmt: skip
-    out = RESULTS / f"default-{args.dataset}-seed{args.seed}.json"
+    out = RESULTS / (args.out or f"default-{args.dataset}-seed{args.seed}.json")
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in ("dataset", "test_accuracy", "wall_seconds", "commit")}))
     return 0
