@@ -11,7 +11,9 @@ from tuning.final import evaluate, retraining
 
 
 @pytest.mark.parametrize("left, per_epoch, overhead, members_left, first, expected", [
-    (1000, 1.0, 0.0, 3, True, 90),    # room for 17 members of 60 epochs, 3 allowed: each stretched to three times 30
+    (1000, 1.0, 0.0, 3, True, 60),    # room for 17 members of 60 epochs, 3 allowed: each of the aimed length, no longer
+    (100, 1.0, 0.0, 1, True, 60),     # room for two, 1 allowed: the aimed length too
+    (80, 1.0, 0.0, 8, True, 88),      # room for one and a third: one, stretched towards three times 30
     (45, 1.0, 0.0, 8, True, 49),      # three quarters of a member of 60: one of 45 epochs' time, planned
                                       # 10% longer and stopped by its deadline if its epochs are as measured
     (61, 1.0, 0.0, 8, True, 67),      # one member of 60 and a sliver: one, planned 10% longer, not two of 30
@@ -138,7 +140,7 @@ def test_a_member_faster_or_slower_than_the_one_before_is_planned_again_from_its
 
 def test_the_seed_cap_ends_the_retraining_early():
     planned, ended = fill(planner(10_000.0, 1.0, cap=3), [1.0])
-    assert planned == [90, 90, 90] and ended < 1000  # stretched to three times --final-epochs, no further
+    assert planned == [60, 60, 60] and ended < 1000  # twice --final-epochs, the aimed length, no further
 
 
 def test_without_the_trials_epoch_time_one_full_member_is_timed_first():

@@ -119,7 +119,8 @@ def next_member_epochs(seconds_left: float, seconds_per_epoch: float, overhead: 
     The last member that fits is planned `LAST_MEMBER_SLACK` longer than
     its share holds, and stopped by its deadline (`MemberPlanner.deadline`)
     when its epochs are as slow as measured. When the seed cap is reached,
-    what the stretched members cannot use stays unused.
+    the members stop at `MEMBER_STRETCH` times, and the time they cannot
+    use stays unused.
 
     Args:
         seconds_left: Wall time left for the members still to train and their share of the finish.
@@ -140,11 +141,15 @@ def next_member_epochs(seconds_left: float, seconds_per_epoch: float, overhead: 
     # The members the time holds at the length they aim for, to the nearest, but no fewer than it
     # takes at the longest: where a member's overhead is many epochs (digits: 3 s against 0.26 s an
     # epoch), one member capped at the longest could leave idle more than a later member could use.
-    count = min(members_left, max(1, int(left / aimed + 0.5), math.ceil(left / longest)))
+    wanted = max(1, int(left / aimed + 0.5), math.ceil(left / longest))
+    count = min(members_left, wanted)
+    # At the seed cap a member stops at the aimed length: the time beyond it stays unused, as the
+    # budget's split counted (it gave it to the search), and a quick check's members stay short.
+    most = MAX_STRETCH if count == wanted else MEMBER_STRETCH
     share = left / count - overhead
     fits = int(share // seconds_per_epoch)  # epochs as fast as measured
     slack = LAST_MEMBER_SLACK if count == 1 else 0.0
-    planned = min(MAX_STRETCH * full_epochs, int(share // (seconds_per_epoch * (1 - slack))))
+    planned = min(most * full_epochs, int(share // (seconds_per_epoch * (1 - slack))))
     if first:
         return max(1, planned)
     return planned if fits >= max(1, math.ceil(MIN_MEMBER_SHARE * full_epochs)) else None
