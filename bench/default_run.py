@@ -106,6 +106,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         "search_paid": search.search_paid, "costly_trial_share": search.costly_trial_share,
         "rung_correlation": rung_correlation(trials), "trials": trials,
         "summary": done.stdout.strip().splitlines()[-16:],
+        # what a user read besides the trial lines (the trials are in "trials"): the split, each member's plan
+        "printed": [line for line in done.stdout.splitlines() if line.strip() and not line.startswith("trial ")],
     }  # fmt: skip
     out = RESULTS / (args.out or f"default-{args.dataset}-seed{args.seed}.json")
     out.write_text(json.dumps(result, indent=1) + "\n")
