@@ -512,7 +512,7 @@ def _rung_affordable(plan: RetrainingPlan, seconds_per_epoch: Optional[float]) -
         return True  # without a budget the loser's member is one training more
     if seconds_per_epoch is None:
         return False
-    member = MEMBER_STRETCH * plan.full_epochs * seconds_per_epoch + seconds_per_epoch + 2.0  # as the planner guesses
+    member = budget.aimed_member_seconds(plan.full_epochs, seconds_per_epoch)
     return plan.end - time.time() >= FINAL_RUNG_MEMBERS * member
 
 

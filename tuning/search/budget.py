@@ -36,9 +36,15 @@ MAX_MEMBERS = 8
 # On CIFAR-10 at 20 minutes one member of 53-60 epochs beat two of 22-35 in the same time, on
 # validation (65.3-65.5% against 63.1-63.8%) and on test (64.4-65.2% against 63.0-64.3%; 4 runs of the
 # defaults against 2 of them and 3 of the strong guess, `bench/results/accuracy-cifar10-*.json`), so a
-# member of twice `--final-epochs` comes before two of it. Between one and two members' time, the one is stretched rather than split.
+# member of twice `--final-epochs` comes before two of it. Between one and two members' time, the one is
+# stretched rather than split.
 MEMBER_STRETCH = 2
 MAX_STRETCH = 3
+
+
+def aimed_member_seconds(final_epochs: int, seconds_per_epoch: float) -> float:
+    """A member of the aimed length as the planner guesses it before timing one: its epochs, an epoch and 2 s more."""
+    return MEMBER_STRETCH * final_epochs * seconds_per_epoch + seconds_per_epoch + 2.0  # + building, tracing
 # Trials stop this share of the budget after the last one may start.
 STOP_MARGIN = 0.05
 # The share of the time left that the split reserves for the retraining's members; the rest
@@ -109,15 +115,15 @@ class TimeBudget:
 
         The retraining trains at most `members` members (and a final rung's
         one more), each aiming for `MEMBER_STRETCH` times `final_epochs`; time
-        beyond that would only stretch them further, so the search gets it. A 10-minute run on
-        4,000 rows of 40 numbers ended after 263 s: its search had its 60%,
+        beyond that would only stretch them further, so the search gets it.
+        A 10-minute run on 4,000 rows of 40 numbers ended after 263 s: its search had its 60%,
         and 8 members of 60 epochs took 103 s (mnist1d, 144f8fd).
 
         Args:
             seconds_per_epoch: A steady epoch of the first trial (its configuration).
         """
-        member = MEMBER_STRETCH * self.final_epochs * seconds_per_epoch + seconds_per_epoch + 2.0  # + building, tracing
-        most = (self.members + 1) * member / PLAN_MARGIN + self.finish_seconds
+        most = (self.members + 1) * aimed_member_seconds(self.final_epochs, seconds_per_epoch) / PLAN_MARGIN
+        most += self.finish_seconds
         return max(MAX_SEARCH_SHARE, min(1.0 - MIN_SEARCH_SHARE, 1.0 - most / self.seconds))
 
     @property
