@@ -675,8 +675,8 @@ def announce(plan: RetrainingPlan, trial_id: str, score: float, seconds_per_epoc
         + (" and exporting their average" if seeds > 1 else ""))  # fmt: skip
     if plan.end is not None:
         say(f"time budget: the retraining fills the {plan.end - time.time():.0f}s left, less the test evaluation "
-            f"and export, with members of about {MEMBER_STRETCH * epochs} epochs (at most {MAX_STRETCH * epochs}) "
-            f"({seconds_per_epoch or float('nan'):.1f}s an epoch), each planned when it starts")  # fmt: skip
+            f"and export, with members of about {MEMBER_STRETCH * epochs} epochs, at most {MAX_STRETCH * epochs}, "
+            f"at {seconds_per_epoch or float('nan'):.1f}s an epoch, each planned when it starts")  # fmt: skip
     else:
         say(_retraining_cost(seeds, epochs, seconds_per_epoch))
 
