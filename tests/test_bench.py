@@ -60,3 +60,10 @@ def test_bench_refuses_bad_arguments_with_one_line(tmp_path):
             "optuna-tpe, hand-guess-budget, tuning-defaults-only, tuning") in done.stderr
     done = _bench("accuracy", "--first-seed", "-1", "--results", str(tmp_path), "--readme", str(tmp_path / "R.md"))
     assert done.returncode == 2 and "first_seed=-1" in done.stderr
+
+
+def test_bench_retraining_equal_time_needs_a_known_variant():
+    done = subprocess.run([sys.executable, "-m", "bench.retraining", "equal-time", "--dataset", "digits", "--changes", "units-7"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2
+    assert "equal-time needs --changes among" in done.stderr and "changes='units-7'" in done.stderr
