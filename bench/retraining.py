@@ -160,12 +160,14 @@ def main(argv: Optional[list[str]] = None) -> int:
             parser.error(f"equal-time needs --changes among {', '.join(VARIANTS)}, but got changes={args.changes!r}")
     if args.inside:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        from bench.run import reference
         from tuning.cli.base import quiet_libraries
         from tuning.data.datasets import load_dataset
 
         quiet_libraries()
+        data = load_dataset(reference(args.dataset), args.data_dir)  # a held-out task by its name, or a file
         extra = {"changes": args.changes, "seconds": args.seconds} if args.experiment == "equal-time" else {}
-        print(json.dumps(ARMS[args.experiment](load_dataset(args.dataset, args.data_dir), args.epochs, args.seed, **extra)))
+        print(json.dumps(ARMS[args.experiment](data, args.epochs, args.seed, **extra)))
         return 0
     done = subprocess.run([sys.executable, "-m", "bench.retraining", *argv, "--inside"], capture_output=True, text=True,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))  # fmt: skip

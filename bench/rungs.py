@@ -1,6 +1,6 @@
 """Whether Hyperband's lowest rung ranks configurations as its top rung does, with either schedule rule.
 
-    python -m bench.rungs --dataset mnist --data-dir DIR [--configurations 10] [--low 2] [--top 10] [--seed 0]
+    python -m bench.rungs --dataset mnist|mnist1d --data-dir DIR [--configurations 10] [--low 2] [--top 10] [--seed 0]
 
 Draws the configurations a default run's first rung sees (the space's
 defaults, then random draws, as Hyperband's are), and trains each one:
@@ -107,11 +107,12 @@ def main(argv: Optional[list[str]] = None) -> int:
                      f"configurations={args.configurations}")  # fmt: skip
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if args.one is not None:
+        from bench.run import reference
         from tuning.cli.base import quiet_libraries
         from tuning.data.datasets import load_dataset
 
         quiet_libraries()
-        data = load_dataset(args.dataset, args.data_dir)
+        data = load_dataset(reference(args.dataset), args.data_dir)  # a held-out task by its name, as bench.run takes it
         values = draw_configurations(data, args.configurations, args.seed, args.top)[args.one]
         print(json.dumps(measure(data, values, args.low, args.top, args.seed)))
         return 0
