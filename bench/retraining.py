@@ -43,27 +43,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 EXPERIMENTS = ("members", "equal-time", "colour-prior")
 
 
-def _space_defaults(data, epochs: int):
-    """The `dense` space for `data` with a schedule spanning `epochs`, and its default configuration."""
-    import keras_tuner as kt
-
-    import search_spaces
-    from search_spaces.base import SpaceContext, default_values
-
-    space = search_spaces.get("dense")(SpaceContext.for_dataset(data, epochs=epochs))
-    declared = kt.HyperParameters()
-    space.build(declared)
-    hp = declared.copy()
-    hp.values = default_values(declared)
-    return space, hp
-
-
-def _retrain_defaults(data, epochs: int, seed: int):
-    """One member of the space's defaults, trained as the service retrains: (model, seconds)."""
+def _retrain(data, epochs: int, seed: int, changes: Optional[dict] = None):
+    """One member of the space's defaults (with `changes`), trained as the service retrains: (model, seconds)."""
+    from bench.priors import configured
     from tuning.final import retraining
     from tuning.training.pipeline import DatasetFeeder
 
-    space, hp = _space_defaults(data, epochs)
+    space, hp = configured(data, changes or {}, epochs)
     with tempfile.TemporaryDirectory() as logs:
         retrained = retraining.retrain(space, hp, DatasetFeeder(data), epochs, epochs, seed, Path(logs))
     return retrained.model, retrained.wall_seconds
@@ -73,10 +59,10 @@ def arm_members(data, epochs: int, seed: int) -> dict:
     """One full-length member against two half-length ones, on validation."""
     from tuning.final import evaluate
 
-    full, full_seconds = _retrain_defaults(data, epochs, seed)
+    full, full_seconds = _retrain(data, epochs, seed)
     full_val = evaluate.evaluate_split(full, data.val)["accuracy"]
     half = max(1, epochs // 2)
-    halves = [_retrain_defaults(data, half, seed + k) for k in range(2)]
+    halves = [_retrain(data, half, seed + k) for k in range(2)]
     half_vals = [evaluate.evaluate_split(m, data.val)["accuracy"] for m, _ in halves]
     pair_val = evaluate.evaluate_split(evaluate.average([m for m, _ in halves]), data.val)["accuracy"]
     return {"one_member_epochs": epochs, "one_member_val_accuracy": full_val, "one_member_seconds": round(full_seconds, 1),
@@ -87,21 +73,17 @@ def arm_members(data, epochs: int, seed: int) -> dict:
 def _members_for(data, changes: dict, epochs: int, seed: int, seconds: float) -> dict:
     """Members of the defaults with `changes`, seed after seed, until `seconds` are spent: each one's validation
     accuracy and time, and the ensemble's validation accuracy after each."""
-    from bench.priors import configured
-    from tuning.final import evaluate, retraining
-    from tuning.training.pipeline import DatasetFeeder
+    from tuning.final import evaluate
 
-    space, hp = configured(data, changes, epochs)
     models, alone, together, spent = [], [], [], []
     # Another member starts while it is expected to end within the arm's time (5% over allowed): the arms compare at
     # the time each spent, not at more.
     while not spent or spent[-1] * (1 + 1 / len(spent)) <= 1.05 * seconds:
-        with tempfile.TemporaryDirectory() as logs:
-            retrained = retraining.retrain(space, hp, DatasetFeeder(data), epochs, epochs, seed + len(models), Path(logs))
-        models.append(retrained.model)
-        alone.append(evaluate.evaluate_split(retrained.model, data.val)["accuracy"])
+        model, model_seconds = _retrain(data, epochs, seed + len(models), changes)
+        models.append(model)
+        alone.append(evaluate.evaluate_split(model, data.val)["accuracy"])
         together.append(evaluate.evaluate_split(evaluate.average(models), data.val)["accuracy"])
-        spent.append(round((spent[-1] if spent else 0.0) + retrained.wall_seconds, 1))
+        spent.append(round((spent[-1] if spent else 0.0) + model_seconds, 1))
     return {"changes": changes, "member_val_accuracies": alone, "ensemble_val_accuracies": together, "seconds": spent}
 
 
@@ -121,7 +103,7 @@ def arm_colour_prior(data, epochs: int, seed: int) -> dict:
     from bench.run import strong_guess_model
     from tuning.final import evaluate
 
-    ours, ours_seconds = _retrain_defaults(data, epochs, seed)
+    ours, ours_seconds = _retrain(data, epochs, seed)
     ours_val = evaluate.evaluate_split(ours, data.val)["accuracy"]
     keras.utils.set_random_seed(seed)
     started = time.monotonic()

@@ -41,10 +41,6 @@ MAX_MEMBERS = 8
 MEMBER_STRETCH = 2
 MAX_STRETCH = 3
 
-
-def aimed_member_seconds(final_epochs: int, seconds_per_epoch: float) -> float:
-    """A member of the aimed length as the planner guesses it before timing one: its epochs, an epoch and 2 s more."""
-    return MEMBER_STRETCH * final_epochs * seconds_per_epoch + seconds_per_epoch + 2.0  # + building, tracing
 # Trials stop this share of the budget after the last one may start.
 STOP_MARGIN = 0.05
 # The share of the time left that the split reserves for the retraining's members; the rest
@@ -61,6 +57,11 @@ SEARCH_PAYS_TRIALS = 4
 # retraining plans its own from measured times (`tuning.final.retraining.MemberPlanner`).
 FINISH_SHARE = 0.02
 MIN_FINISH_SECONDS = 15.0
+
+
+def aimed_member_seconds(final_epochs: int, seconds_per_epoch: float) -> float:
+    """A member of the aimed length as the planner guesses it before timing one: its epochs, an epoch and 2 s more."""
+    return MEMBER_STRETCH * final_epochs * seconds_per_epoch + seconds_per_epoch + 2.0  # + building, tracing
 
 
 @dataclass(frozen=True)
