@@ -22,6 +22,27 @@ def test_hyperband_brackets_fit_the_trial_cap_so_promotions_happen(tmp_path):
     assert hyperband.FittedHyperbandOracle(OBJECTIVE, max_epochs=10, seed=0, trial_cap=1)._get_num_brackets() == 1
 
 
+@pytest.mark.parametrize("train_size, max_epochs, lowest", [
+    (3_600, 10, 10),  # mnist1d: 4 epochs would see 14,400 examples
+    (6_995, 10, 6),  # animal_mnist
+    (14_400, 10, 3),  # letter
+    (54_000, 10, 1),  # MNIST
+    (142, 10, 10),  # a tiny table: every rung is the top one
+    (3_600, 3, 3),
+])
+def test_the_lowest_rung_sees_enough_examples(train_size, max_epochs, lowest):
+    assert hyperband.lowest_rung(train_size, max_epochs) == lowest
+
+
+def test_no_bracket_starts_below_the_lowest_rung(tmp_path):
+    four = hyperband.FittedHyperbandOracle(OBJECTIVE, max_epochs=10, seed=0, trial_cap=50, lowest_epochs=4)
+    assert four._get_num_brackets() == 2 and four.bracket_plan(1) == [(6, 4), (2, 10)]
+    five = hyperband.FittedHyperbandOracle(OBJECTIVE, max_epochs=10, seed=0, trial_cap=50, lowest_epochs=5)
+    assert five._get_num_brackets() == 1
+    five.max_trials = 6
+    assert {values.get("tuner/epochs") for values in _hyperband_draws(five, tmp_path)} == {10}
+
+
 def _hyperband_draws(oracle, tmp_path) -> list[dict]:
     oracle._set_project_dir(str(tmp_path), "p")
     oracle.update_space(small_space())

@@ -137,6 +137,10 @@ def test_local_moves_are_seeded_and_reproducible(name, tmp_path):
 def test_the_header_says_what_really_runs(tmp_path):
     oracle = hyperband.FittedHyperbandOracle(OBJECTIVE, max_epochs=10, factor=3, seed=0, trial_cap=10)
     assert "6×4 → 2×10 epochs" in tuners.describe_fidelity(oracle, 10, 10)
+    assert "no rung" not in tuners.describe_fidelity(oracle, 10, 10)
+    floored = hyperband.FittedHyperbandOracle(OBJECTIVE, max_epochs=10, factor=3, seed=0, trial_cap=50, lowest_epochs=4)
+    header = tuners.describe_fidelity(floored, 50, 10)
+    assert "from 6×4 → 2×10 epochs (configurations × epochs), then less aggressive ones; no rung under 4 epochs" in header
     assert tuners.describe_fidelity(kt.oracles.RandomSearchOracle(OBJECTIVE, max_trials=5), 5, 7) == (
         "up to 5 trials of up to 7 epochs each (early stopping)"
     )
@@ -152,6 +156,17 @@ def test_building_a_tuner_changes_no_process_wide_state_and_the_freeze_is_the_ca
     assert gc.get_freeze_count() == 0  # nothing frozen behind the caller's back
     tuners.exempt_setup_from_gc()  # what `run_search(freeze_setup=True)` does once the tuner is built
     assert gc.get_freeze_count() > 10_000  # TensorFlow, Keras and the data: frozen, not walked per trial
+
+
+def test_hyperband_takes_its_lowest_rung_from_the_training_examples(tmp_path):
+    dataset = datasets.load_dataset("digits", None)
+    config = RunConfig(dataset="digits", tuner="hyperband", trials=30, max_epochs=10, seed=0,
+                       checkpoint_root=str(tmp_path / "c"), log_root=str(tmp_path / "l"))  # fmt: skip
+    hypermodel = search_spaces.get("dense")(SpaceContext.for_dataset(dataset))
+    tuner = tuners.make_tuner(search_plan(config, 0.0), hypermodel, DatasetFeeder(dataset), 0, lambda line: None)
+    # Under 3,600 training examples even 10 epochs see fewer than 36,000: every trial is a top-rung one.
+    assert len(dataset.train) < 3_600 and tuner.oracle.lowest_epochs == 10 and tuner.oracle._get_num_brackets() == 1
+    assert "no rung under 10 epochs" in tuners.describe_fidelity(tuner.oracle, 30, 10)
 
 
 def test_local_moves_start_from_the_best_at_the_highest_fidelity_reached(tmp_path):

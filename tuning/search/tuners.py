@@ -33,7 +33,14 @@ from tuning.records.events import Listener, Say
 from tuning.registry import Registry
 from tuning.search import optuna_oracle, proposals
 from tuning.search.budget import BudgetClock
-from tuning.search.hyperband import HYPERBAND_FACTOR, FittedHyperbandOracle, HyperbandOverOracle, fit_schedule_to_rung
+from tuning.search.hyperband import (
+    HYPERBAND_FACTOR,
+    MIN_RUNG_EXAMPLES,
+    FittedHyperbandOracle,
+    HyperbandOverOracle,
+    fit_schedule_to_rung,
+    lowest_rung,
+)
 from tuning.search.plan import OPTUNA_TUNERS, SearchPlan
 from tuning.search.proposals import LocalSearch
 from tuning.search.selection import pruned_trials
@@ -219,7 +226,7 @@ def _hyperband(plan: SearchPlan, common: dict, oracle_args: dict) -> kt.Tuner:
     # it through the oracle's generic max_trials check in create_trial.
     oracle = FittedHyperbandOracle(
         max_epochs=plan.max_epochs, factor=HYPERBAND_FACTOR, hyperband_iterations=10_000,
-        trial_cap=plan.trials, **oracle_args,
+        trial_cap=plan.trials, lowest_epochs=lowest_rung(common["feeder"].train.size, plan.max_epochs), **oracle_args,
     )  # fmt: skip
     oracle.max_trials = plan.trials
     return HyperbandTuner(oracle=oracle, **common)
@@ -318,8 +325,12 @@ def describe_fidelity(oracle: kt.Oracle, trials: int, max_epochs: int) -> str:
     e.g. "up to 50 trials; Hyperband brackets from 12×2 → 4×4 → 2×10 epochs".
     """
     if isinstance(oracle, FittedHyperbandOracle):
-        plan = " → ".join(f"{n}×{e}" for n, e in oracle.bracket_plan(oracle._get_num_brackets() - 1))
-        return f"up to {trials} trials; Hyperband brackets from {plan} epochs (configurations × epochs), then less aggressive ones"
+        brackets = oracle._get_num_brackets()
+        plan = " → ".join(f"{n}×{e}" for n, e in oracle.bracket_plan(brackets - 1))
+        order = ", then less aggressive ones" if brackets > 1 else ""
+        floor = (f"; no rung under {oracle.lowest_epochs} epochs, so that each sees {MIN_RUNG_EXAMPLES:,}+ examples"
+                 if oracle.lowest_epochs > 1 else "")  # fmt: skip
+        return f"up to {trials} trials; Hyperband brackets from {plan} epochs (configurations × epochs){order}{floor}"
     pruning = " unless pruned" if hasattr(oracle, "pruned") else ""
     return f"up to {trials} trials of up to {max_epochs} epochs each (early stopping{pruning and ', pruning'})"
 
