@@ -81,10 +81,10 @@ class FittedHyperbandOracle(kt.oracles.HyperbandOracle):
     the brackets start at the most aggressive one whose trials all fit
     under the cap, so promotions happen, and whose lowest rung trains at
     least `lowest_epochs`: on a small dataset a rung of a few epochs has
-    seen too few examples to rank configurations (`MIN_RUNG_EXAMPLES`). And `get_best_trials`
-    ranks trials trained for more epochs first (by score within the same
-    epochs), so a configuration that needs 10 epochs never loses to one
-    that only leads after 2.
+    seen too few examples to rank configurations (`MIN_RUNG_EXAMPLES`).
+    And `get_best_trials` ranks trials trained for more epochs first (by
+    score within the same epochs), so a configuration that needs 10 epochs
+    never loses to one that only leads after 2.
 
     Args:
         trial_cap: The run's trial cap.
