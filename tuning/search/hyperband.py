@@ -22,8 +22,8 @@ from tuning.training.schedules import ANNEALING_SCHEDULES, StepOffset, StepScale
 HYPERBAND_FACTOR = 3
 # Hyperband's lowest rung trains at least this many examples. On mnist1d (3,600 training rows), the
 # rank correlation (Spearman) of 10 configurations' best validation accuracy at a low rung with the
-# same configurations' after up to 60 (stopped early as trials are): 2 epochs (7,200 examples) 0.46, 4 epochs (14,400) 0.44,
-# 10 epochs (36,000) 0.90. The space's defaults ranked 9th and 10th of 10 after 2 and 4 epochs (20%
+# same configurations' after up to 60 epochs (stopped early as trials are): 2 epochs (7,200 examples)
+# 0.46, 4 epochs (14,400) 0.44, 10 epochs (36,000) 0.90. The space's defaults ranked 9th and 10th of 10 after 2 and 4 epochs (20%
 # validation: a 10-minute run's search dropped them from its first bracket) and 1st after 10
 # (bench/results/rungs-mnist1d-low*-top60.json). MNIST's and CIFAR-10's 2-epoch rungs see 90,000+.
 MIN_RUNG_EXAMPLES = 36_000
