@@ -113,6 +113,36 @@ def test_a_filesystem_that_fills_up_stops_with_one_line_and_a_rerun_finishes_onc
     assert (small_disk / "digits-random" / "best" / "model.keras").exists()
 
 
+def test_a_sigterm_that_lands_in_a_finalizer_prints_one_line_and_no_traceback(capfd, monkeypatch):
+    # The handler's raise can land in a weakref callback that the garbage collector runs (a WeakKeyDictionary
+    # of Keras's): Python would print "Exception ignored in ..." and its traceback above the one line.
+    import gc
+    import weakref
+
+    from tuning.cli.base import run_command
+    from tuning.errors import raise_if_terminated
+
+    class Node:
+        pass
+
+    def body() -> int:
+        node = Node()
+        finalizer_ran = []
+        weakref.finalize(node, lambda: (finalizer_ran.append(True), signal.raise_signal(signal.SIGTERM), sum(range(9))))
+        del node
+        gc.collect()
+        assert finalizer_ran
+        raise_if_terminated()  # the next safe point
+        return 0
+
+    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)  # Python's own, which prints (pytest's warns)
+    hook = sys.unraisablehook
+    assert run_command("tuning.run", body, debug=False) == 143
+    err = capfd.readouterr().err
+    assert err.strip().splitlines() == ["tuning.run: stopped by SIGTERM; stopped"], err
+    assert sys.unraisablehook is hook  # the command's own hook is gone with it
+
+
 def test_a_sigterm_whose_raise_was_swallowed_still_stops_at_the_next_safe_point():
     # A signal handler's exception that lands in a __del__ is printed and dropped by Python; the flag it set
     # makes the next trial, epoch or member raise it again, and the command answers it once.

@@ -59,8 +59,9 @@ class Terminated(BaseException):
 
 
 # Set by the SIGTERM handler. An exception raised by a signal handler lands wherever the main thread is,
-# and one that lands in a `__del__` or a weakref callback is printed and dropped by Python, so the search
-# and the retraining also ask at each trial, epoch and member (`raise_if_terminated`).
+# and one that lands in a `__del__` or a weakref callback is dropped by Python (unprinted: the commands'
+# `sys.unraisablehook`, `tuning.cli.base`), so the search and the retraining also ask at each trial,
+# epoch and member (`raise_if_terminated`).
 _TERMINATED = threading.Event()
 
 

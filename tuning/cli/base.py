@@ -60,6 +60,22 @@ def _raise_terminated(signum, frame) -> None:
     raise Terminated()
 
 
+def _drop_terminated_in_finalizers(previous: Callable) -> Callable:
+    """An `unraisablehook` that drops `Terminated` raised into a `__del__` or weakref callback, and passes the rest on.
+
+    The handler's raise can land in a finalizer that the garbage collector runs
+    (Keras's and TensorFlow's weak dictionaries), where Python would print it
+    as "Exception ignored in ..." with a traceback; the flag the handler set
+    stops the command at its next safe point anyway (`raise_if_terminated`).
+    """
+
+    def hook(unraisable) -> None:
+        if not isinstance(unraisable.exc_value, Terminated):
+            previous(unraisable)
+
+    return hook
+
+
 def run_command(prog: str, body: Callable[[], int], debug: bool, on_interrupt: str = "interrupted") -> int:
     """Runs `body` and maps what it raises to one line on stderr and an exit code.
 
@@ -70,6 +86,7 @@ def run_command(prog: str, body: Callable[[], int], debug: bool, on_interrupt: s
         on_interrupt: What to say on Ctrl-C. Defaults to "interrupted".
     """
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if _main_thread() else None
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _drop_terminated_in_finalizers(sys.unraisablehook)
     try:
         return body()
     except Terminated:
@@ -102,6 +119,7 @@ def run_command(prog: str, body: Callable[[], int], debug: bool, on_interrupt: s
         print(f"{prog}: error: {first_line(error)} (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
     finally:
+        sys.unraisablehook = previous_hook
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
