@@ -331,6 +331,30 @@ def _commit() -> str:
     return commit()
 
 
+# This machine's speed drifts: the same configuration of the same ablation trained mnist1d at 1.05-1.12 s
+# an epoch in one 10-minute part and at 0.57-0.63 s in the next (bench/results/accuracy-mnist1d-tuning-
+# defaults-only-seed{1,2}.json, 1426382). A part records a fixed workload's time before and after it, so
+# that a part run in a slow spell shows it.
+GAUGE_MATMULS = 200
+
+
+def speed_gauge(matmuls: int = GAUGE_MATMULS) -> float:
+    """Seconds for a fixed TensorFlow workload on the CPU: `matmuls` products of two 1024×1024 float32 matrices.
+
+    Args:
+        matmuls: How many products. Defaults to `GAUGE_MATMULS` (1.2-1.4 s here).
+    """
+    import tensorflow as tf
+
+    a = tf.random.stateless_normal((1024, 1024), seed=(0, 0))
+    tf.matmul(a, a).numpy()  # the first call sets up the kernel
+    started = time.perf_counter()
+    for _ in range(matmuls):
+        b = tf.matmul(a, a)
+    b.numpy()
+    return round(time.perf_counter() - started, 3)
+
+
 def run_method(args) -> int:
     """One method in this process (`python -m bench.run _method ...`): writes its JSON to --out."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -338,19 +362,21 @@ def run_method(args) -> int:
 
     quiet_libraries()
     data = _load(args.dataset, args.data_dir)
+    gauge_before = speed_gauge()
     clock = Clock()
     budget = args.budget_minutes * 60
     with tempfile.TemporaryDirectory() as tmp:
         runner = RUNNERS[args.method]
         extra = {"data_dir": args.data_dir} if args.method.startswith("tuning") else {}
         outcome = runner(data, budget, args.seed, Path(tmp), clock, **extra)
+    wall_seconds = round(clock.elapsed(), 1)
     target = TARGETS.get(args.dataset)
     reached = next((t for t, v in clock.curve if target is not None and v >= target), None)
     result = {
         "method": args.method, "dataset": args.dataset, "seed": args.seed, "budget_minutes": args.budget_minutes,
-        "wall_seconds": round(clock.elapsed(), 1), "best_val_accuracy": max((v for _, v in clock.curve), default=None),
+        "wall_seconds": wall_seconds, "best_val_accuracy": max((v for _, v in clock.curve), default=None),
         "val_target": target, "seconds_to_val_target": reached, "curve": clock.curve, **outcome,
-        "commit": _commit(),
+        "speed_gauge_seconds": {"before": gauge_before, "after": speed_gauge()}, "commit": _commit(),
     }  # fmt: skip
     Path(args.out).write_text(json.dumps(result, indent=1, default=str))
     return 0

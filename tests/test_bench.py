@@ -32,6 +32,7 @@ def test_bench_accuracy_smoke(tmp_path):
         assert 0.3 < result["test_accuracy"] <= 1.0
         assert result["curve"] and result["best_val_accuracy"] == max(v for _, v in result["curve"])
         assert result["wall_seconds"] < 120
+        assert 0 < result["speed_gauge_seconds"]["before"] < 60 and 0 < result["speed_gauge_seconds"]["after"] < 60
     text = readme.read_text()
     assert "Text that must survive." in text and text.count("<!-- bench:start -->") == 1
     for method in ("exercise-mlp", "tuning"):  # the headline: one seed, so no spread to show
