@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
+from tuning.errors import Terminated
 
 QUICK = ["digits", "--tuner", "random", "--max-epochs", "1", "--final-seeds", "1", "--final-epochs", "1",
          "--time-budget", "none", "--seed", "0"]  # fmt: skip
@@ -113,14 +114,20 @@ def test_a_filesystem_that_fills_up_stops_with_one_line_and_a_rerun_finishes_onc
     assert (small_disk / "digits-random" / "best" / "model.keras").exists()
 
 
-def test_a_sigterm_that_lands_in_a_finalizer_prints_one_line_and_no_traceback(capfd, monkeypatch):
+@pytest.mark.parametrize(("signal_number", "code", "line"), [
+    (signal.SIGTERM, 143, "tuning.run: stopped by SIGTERM; stopped"),
+    (signal.SIGINT, 130, "tuning.run: interrupted"),
+], ids=["SIGTERM", "Ctrl-C"])  # fmt: skip
+def test_a_stop_that_lands_in_a_finalizer_prints_one_line_and_no_traceback(capfd, monkeypatch, signal_number, code,
+                                                                          line):  # fmt: skip
     # The handler's raise can land in a weakref callback that the garbage collector runs (a WeakKeyDictionary
-    # of Keras's): Python would print "Exception ignored in ..." and its traceback above the one line.
+    # of Keras's): Python would print "Exception ignored in ..." and its traceback above the one line, and
+    # drop the stop, so that a Ctrl-C would be lost and the run would go on.
     import gc
     import weakref
 
     from tuning.cli.base import run_command
-    from tuning.errors import raise_if_terminated
+    from tuning.errors import raise_if_stopped
 
     class Node:
         pass
@@ -128,37 +135,54 @@ def test_a_sigterm_that_lands_in_a_finalizer_prints_one_line_and_no_traceback(ca
     def body() -> int:
         node = Node()
         finalizer_ran = []
-        weakref.finalize(node, lambda: (finalizer_ran.append(True), signal.raise_signal(signal.SIGTERM), sum(range(9))))
+        weakref.finalize(node, lambda: (finalizer_ran.append(True), signal.raise_signal(signal_number), sum(range(9))))
         del node
         gc.collect()
         assert finalizer_ran
-        raise_if_terminated()  # the next safe point
+        raise_if_stopped()  # the next safe point
         return 0
 
     monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)  # Python's own, which prints (pytest's warns)
     hook = sys.unraisablehook
-    assert run_command("tuning.run", body, debug=False) == 143
+    assert run_command("tuning.run", body, debug=False) == code
     err = capfd.readouterr().err
-    assert err.strip().splitlines() == ["tuning.run: stopped by SIGTERM; stopped"], err
+    assert err.strip().splitlines() == [line], err
     assert sys.unraisablehook is hook  # the command's own hook is gone with it
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # and so are its handlers
 
 
-def test_a_sigterm_whose_raise_was_swallowed_still_stops_at_the_next_safe_point():
-    # A signal handler's exception that lands in a __del__ is printed and dropped by Python; the flag it set
-    # makes the next trial, epoch or member raise it again, and the command answers it once.
+def test_a_command_started_with_ctrl_c_ignored_stays_deaf_to_it():
+    # `nohup cmd &` in a shell without job control starts the job with SIGINT ignored; the command keeps it so.
     from tuning.cli.base import run_command
-    from tuning.errors import Terminated, note_terminated, raise_if_terminated
 
     def body() -> int:
-        note_terminated()  # as the handler does, its own raise lost
-        raise_if_terminated()
+        signal.raise_signal(signal.SIGINT)
         return 0
 
-    assert run_command("tuning.run", body, debug=False) == 143
-    raise_if_terminated()  # answered, so forgotten: a later command in this process runs
-    with pytest.raises(Terminated):
-        note_terminated()
-        raise_if_terminated()
-    from tuning.errors import clear_terminated
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert run_command("tuning.run", body, debug=False) == 0
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
-    clear_terminated()
+
+@pytest.mark.parametrize("kind", [Terminated, KeyboardInterrupt], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stop_whose_raise_was_swallowed_still_stops_at_the_next_safe_point(kind):
+    # A signal handler's exception that lands in a __del__ is dropped by Python; the flag it set makes the
+    # next trial, epoch or member raise it again, and the command answers it once.
+    from tuning.cli.base import run_command
+    from tuning.errors import clear_stop, note_stop, raise_if_stopped
+
+    def body() -> int:
+        note_stop(kind)  # as the handler does, its own raise lost
+        raise_if_stopped()
+        return 0
+
+    assert run_command("tuning.run", body, debug=False) == (143 if kind is Terminated else 130)
+    raise_if_stopped()  # answered, so forgotten: a later command in this process runs
+    with pytest.raises(kind):
+        note_stop(kind)
+        note_stop(KeyboardInterrupt if kind is Terminated else Terminated)  # the first request wins
+        raise_if_stopped()
+    clear_stop()

@@ -58,24 +58,32 @@ class Terminated(BaseException):
     """SIGTERM, raised where the process is, so that it unwinds as Ctrl-C does: finished trials kept, locks freed."""
 
 
-# Set by the SIGTERM handler. An exception raised by a signal handler lands wherever the main thread is,
-# and one that lands in a `__del__` or a weakref callback is dropped by Python (unprinted: the commands'
-# `sys.unraisablehook`, `tuning.cli.base`), so the search and the retraining also ask at each trial,
-# epoch and member (`raise_if_terminated`).
-_TERMINATED = threading.Event()
+# Set by the commands' SIGTERM and Ctrl-C handlers (`tuning.cli.base`). An exception raised by a signal handler
+# lands wherever the main thread is, and one that lands in a `__del__` or a weakref callback is dropped by Python
+# (unprinted: the commands' `sys.unraisablehook`), so the search and the retraining also ask at each trial, epoch
+# and member (`raise_if_stopped`). The first request wins: a Ctrl-C after SIGTERM changes nothing.
+_STOP_ASKED = threading.Event()
+_stop_kind: type[BaseException] = Terminated
 
 
-def note_terminated() -> None:
-    """Records that the process was asked to stop; the next `raise_if_terminated` raises."""
-    _TERMINATED.set()
+def note_stop(kind: type[BaseException] = Terminated) -> None:
+    """Records that the process was asked to stop; the next `raise_if_stopped` raises `kind`.
+
+    Args:
+        kind: `Terminated` for SIGTERM, `KeyboardInterrupt` for Ctrl-C. Defaults to `Terminated`.
+    """
+    global _stop_kind
+    if not _STOP_ASKED.is_set():
+        _stop_kind = kind
+        _STOP_ASKED.set()
 
 
-def raise_if_terminated() -> None:
-    """Raises `Terminated` once SIGTERM has arrived (a safe point that the handler's own raise may have missed)."""
-    if _TERMINATED.is_set():
-        raise Terminated()
+def raise_if_stopped() -> None:
+    """Raises the noted stop (`Terminated` or `KeyboardInterrupt`): a safe point the handler's raise may have missed."""
+    if _STOP_ASKED.is_set():
+        raise _stop_kind()
 
 
-def clear_terminated() -> None:
-    """Forgets an earlier SIGTERM, once a command has answered it."""
-    _TERMINATED.clear()
+def clear_stop() -> None:
+    """Forgets an earlier stop request, once a command has answered it."""
+    _STOP_ASKED.clear()

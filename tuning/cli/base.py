@@ -15,7 +15,7 @@ import signal
 import sys
 from typing import Callable
 
-from tuning.errors import Terminated, TuningError, UsageError, clear_terminated, first_line, note_terminated
+from tuning.errors import Terminated, TuningError, UsageError, clear_stop, first_line, note_stop
 
 
 class Parser(argparse.ArgumentParser):
@@ -56,24 +56,49 @@ def quiet_libraries() -> None:
 
 
 def _raise_terminated(signum, frame) -> None:
-    note_terminated()
+    note_stop(Terminated)
     raise Terminated()
 
 
-def _drop_terminated_in_finalizers(previous: Callable) -> Callable:
-    """An `unraisablehook` that drops `Terminated` raised into a `__del__` or weakref callback, and passes the rest on.
+def _raise_interrupted(signum, frame) -> None:
+    note_stop(KeyboardInterrupt)
+    raise KeyboardInterrupt()
 
-    The handler's raise can land in a finalizer that the garbage collector runs
-    (Keras's and TensorFlow's weak dictionaries), where Python would print it
-    as "Exception ignored in ..." with a traceback; the flag the handler set
-    stops the command at its next safe point anyway (`raise_if_terminated`).
+
+def _drop_stops_in_finalizers(previous: Callable) -> Callable:
+    """An `unraisablehook` that drops a stop raised into a `__del__` or weakref callback, and passes the rest on.
+
+    The handlers' raise (`Terminated`, `KeyboardInterrupt`) can land in a
+    finalizer that the garbage collector runs (Keras's and TensorFlow's weak
+    dictionaries), where Python would print it as "Exception ignored in ..."
+    with a traceback and go on; the flag the handler set stops the command at
+    its next safe point anyway (`raise_if_stopped`).
     """
 
     def hook(unraisable) -> None:
-        if not isinstance(unraisable.exc_value, Terminated):
+        if not isinstance(unraisable.exc_value, (Terminated, KeyboardInterrupt)):
             previous(unraisable)
 
     return hook
+
+
+def _install_stop_handlers() -> Callable[[], None]:
+    """Routes SIGTERM and Ctrl-C through `note_stop`, in the main thread only; returns what puts the old ones back.
+
+    Ctrl-C is taken over only where Python's own handler has it: a job started
+    in the background with SIGINT ignored stays deaf to it.
+    """
+    if not _main_thread():
+        return lambda: None
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _raise_interrupted)
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    return restore
 
 
 def run_command(prog: str, body: Callable[[], int], debug: bool, on_interrupt: str = "interrupted") -> int:
@@ -85,12 +110,11 @@ def run_command(prog: str, body: Callable[[], int], debug: bool, on_interrupt: s
         debug: Re-raise instead, so the traceback shows.
         on_interrupt: What to say on Ctrl-C. Defaults to "interrupted".
     """
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if _main_thread() else None
-    previous_hook, sys.unraisablehook = sys.unraisablehook, _drop_terminated_in_finalizers(sys.unraisablehook)
+    restore_handlers = _install_stop_handlers()
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _drop_stops_in_finalizers(sys.unraisablehook)
     try:
         return body()
     except Terminated:
-        clear_terminated()
         print(f"{prog}: stopped by SIGTERM; {on_interrupt.split('; ', 1)[-1] if '; ' in on_interrupt else 'stopped'}",
               file=sys.stderr)  # fmt: skip
         return 143
@@ -119,9 +143,9 @@ def run_command(prog: str, body: Callable[[], int], debug: bool, on_interrupt: s
         print(f"{prog}: error: {first_line(error)} (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
     finally:
+        clear_stop()  # answered: a later command in this process runs
         sys.unraisablehook = previous_hook
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        restore_handlers()
 
 
 def _main_thread() -> bool:

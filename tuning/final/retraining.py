@@ -23,7 +23,7 @@ import keras_tuner as kt
 import numpy as np
 
 from tuning.data.datasets import Split
-from tuning.errors import raise_if_terminated
+from tuning.errors import raise_if_stopped
 from tuning.final.evaluate import _mc_dropout_pass, evaluate_split, has_dropout, is_chain
 from tuning.records import events, hparams
 from tuning.records.events import Listener, Say
@@ -615,7 +615,7 @@ def _train_member(plan: RetrainingPlan, planner: Optional[MemberPlanner], build:
                   hyperparameters: kt.HyperParameters, feeder: DatasetFeeder, dataset, seed: int, epochs: int, k: int,
                   say: Say, listen: Optional[Listener]) -> tuple[Retrained, dict]:  # fmt: skip
     """One member: planned, trained, scored on validation, its times handed to the planner."""
-    raise_if_terminated()
+    raise_if_stopped()
     started = time.monotonic()
     if planner is not None:
         say(f"time budget: member {k + 1} (seed {seed}) trains {epochs} epochs in the {plan.end - time.time():.0f}s left")

@@ -27,7 +27,7 @@ import keras
 import keras_tuner as kt
 
 from search_spaces.base import SearchSpace, every_branch
-from tuning.errors import raise_if_terminated
+from tuning.errors import raise_if_stopped
 from tuning.records import events, hparams, state, trial_times
 from tuning.records.events import Listener, Say
 from tuning.registry import Registry
@@ -90,7 +90,7 @@ class ServiceTuner:
             self.oracle.create_trial = _patient(self.oracle.create_trial)
 
     def run_trial(self, trial, *args, **kwargs):
-        raise_if_terminated()
+        raise_if_stopped()
         hp = trial.hyperparameters
         trial_seed = self._seed + int(trial.trial_id)
         keras.utils.set_random_seed(trial_seed)
@@ -137,7 +137,7 @@ class ServiceTuner:
         self._epoch_started = time.monotonic()
 
     def on_epoch_end(self, trial, model, epoch, logs=None):
-        raise_if_terminated()
+        raise_if_stopped()
         super().on_epoch_end(trial, model, epoch, logs=logs)
         self.epochs_trained[trial.trial_id] = self.epochs_trained.get(trial.trial_id, 0) + 1
         self.epoch_seconds.setdefault(trial.trial_id, []).append(time.monotonic() - self._epoch_started)
