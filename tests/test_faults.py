@@ -152,7 +152,7 @@ def test_a_stop_that_lands_in_a_finalizer_prints_one_line_and_no_traceback(capfd
 
 
 def test_a_command_started_with_ctrl_c_ignored_stays_deaf_to_it():
-    # `nohup cmd &` in a shell without job control starts the job with SIGINT ignored; the command keeps it so.
+    # `cmd &` in a shell script (no job control) starts the job with SIGINT ignored; the command keeps it so.
     from tuning.cli.base import run_command
 
     def body() -> int:
