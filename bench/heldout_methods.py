@@ -7,10 +7,12 @@ its choice as its own users would. `bench.run` runs them, one process each:
 - `keras-tuner-hyperband`: Keras Tuner's `Hyperband` (max_epochs 10,
   factor 3) over the same `dense` space (its defaults for the data, its batch
   size honoured through `HyperModel.fit`, as Keras Tuner's docs tune it), with
-  `EarlyStopping(patience=3)` as the docs show, stopped at `SEARCH_SHARE` of
-  the budget; then its best configuration trained once, for as many epochs as
-  the rest of the budget holds (planned from its measured epoch time, its
-  schedule spanning them), early-stopped on validation with the best weights.
+  `EarlyStopping(patience=3)` as the docs show, its Hyperband iterations
+  repeated until `SEARCH_SHARE` of the budget (`hyperband_iterations` "as high
+  a value as is within your resource budget", as its docs recommend); then
+  its best configuration trained once, for as many epochs as the rest of the
+  budget holds (planned from its measured epoch time, its schedule spanning
+  them), early-stopped on validation with the best weights.
 - `optuna-tpe`: Optuna's `TPESampler` with the `MedianPruner` over the same
   space (each Keras Tuner hyperparameter drawn from the matching Optuna
   distribution, conditional ones as they appear), 10 epochs a trial with a
@@ -33,6 +35,10 @@ from typing import Any
 SEARCH_SHARE = 0.6
 TRIAL_EPOCHS = 10
 PATIENCE = 3
+# Keras Tuner's Hyperband stops after `hyperband_iterations`: 1 by default, 30 trials at max_epochs 10 and factor 3,
+# which in all six parts at 69bc16c-0376a87 left the retraining more time than its 200-epoch cap could use. Now the
+# search's deadline stops it.
+HYPERBAND_ITERATIONS = 1000
 # A retraining is planned from the epoch time measured in the search, and stopped by the deadline if slower.
 MAX_RETRAIN_EPOCHS = 200
 GUESS_EPOCHS = 60
@@ -124,7 +130,8 @@ def method_keras_tuner_hyperband(data, budget: float, seed: int, workdir: Path, 
 
     keras.utils.set_random_seed(seed)
     tuner = Budgeted(dense_space(data, TRIAL_EPOCHS), objective="val_accuracy", max_epochs=TRIAL_EPOCHS, factor=3,
-                     seed=seed + 1, directory=str(workdir), project_name="kt", overwrite=True)  # fmt: skip
+                     hyperband_iterations=HYPERBAND_ITERATIONS, seed=seed + 1, directory=str(workdir),
+                     project_name="kt", overwrite=True)  # fmt: skip
     tuner.oracle.max_trials = 10_000
     tuner.search(data.train.x, data.train.y, validation_data=(data.val.x, data.val.y), epochs=TRIAL_EPOCHS, verbose=0,
                  callbacks=[keras.callbacks.EarlyStopping("val_loss", patience=PATIENCE), Deadline(search_deadline),
