@@ -9,7 +9,7 @@ Trials that fail raise Keras Tuner's `FailedTrialError` and never reach here.
 
 from __future__ import annotations
 
-import threading
+from typing import Optional
 
 
 class TuningError(Exception):
@@ -62,8 +62,7 @@ class Terminated(BaseException):
 # lands wherever the main thread is, and one that lands in a `__del__` or a weakref callback is dropped by Python
 # (unprinted: the commands' `sys.unraisablehook`), so the search and the retraining also ask at each trial, epoch
 # and member (`raise_if_stopped`). The first request wins: a Ctrl-C after SIGTERM changes nothing.
-_STOP_ASKED = threading.Event()
-_stop_kind: type[BaseException] = Terminated
+_stop_kind: Optional[type[BaseException]] = None
 
 
 def note_stop(kind: type[BaseException] = Terminated) -> None:
@@ -73,17 +72,17 @@ def note_stop(kind: type[BaseException] = Terminated) -> None:
         kind: `Terminated` for SIGTERM, `KeyboardInterrupt` for Ctrl-C. Defaults to `Terminated`.
     """
     global _stop_kind
-    if not _STOP_ASKED.is_set():
+    if _stop_kind is None:
         _stop_kind = kind
-        _STOP_ASKED.set()
 
 
 def raise_if_stopped() -> None:
     """Raises the noted stop (`Terminated` or `KeyboardInterrupt`): a safe point the handler's raise may have missed."""
-    if _STOP_ASKED.is_set():
+    if _stop_kind is not None:
         raise _stop_kind()
 
 
 def clear_stop() -> None:
     """Forgets an earlier stop request, once a command has answered it."""
-    _STOP_ASKED.clear()
+    global _stop_kind
+    _stop_kind = None

@@ -55,14 +55,14 @@ def quiet_libraries() -> None:
     absl.logging.set_verbosity(absl.logging.ERROR)
 
 
-def _raise_terminated(signum, frame) -> None:
-    note_stop(Terminated)
-    raise Terminated()
+# What each signal the commands handle raises.
+_STOPS = {signal.SIGTERM: Terminated, signal.SIGINT: KeyboardInterrupt}
 
 
-def _raise_interrupted(signum, frame) -> None:
-    note_stop(KeyboardInterrupt)
-    raise KeyboardInterrupt()
+def _raise_stop(signum, frame) -> None:
+    kind = _STOPS[signum]
+    note_stop(kind)
+    raise kind()
 
 
 def _drop_stops_in_finalizers(previous: Callable) -> Callable:
@@ -90,9 +90,9 @@ def _install_stop_handlers() -> Callable[[], None]:
     """
     if not _main_thread():
         return lambda: None
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated)}
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_stop)}
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _raise_interrupted)
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _raise_stop)
 
     def restore() -> None:
         for number, handler in previous.items():
