@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from tests.final.test_evaluate import chain
@@ -206,13 +207,59 @@ def test_a_final_rung_trains_one_member_of_each_candidate_and_retrains_the_bette
     lines: list[str] = []
     done = retraining.retrain_members(plan, build, slow, feeder, data, seed=0, seconds_per_epoch=None, say=lines.append,
                                       alternative=("00", "07", defaults))  # fmt: skip
-    assert [c["trial"] for c in done.final_rung["candidates"]] == ["07", "00"]
-    scores = {c["trial"]: c["val_accuracy"] for c in done.final_rung["candidates"]}
-    kept = done.final_rung["kept"]
-    assert scores[kept] == max(scores.values()) and len(done.members) == 2  # the loser's member was dropped
-    assert done.hyperparameters.values == (defaults if kept == "00" else slow).values
-    assert sum(line.startswith("retrain seed") for line in lines) == 3  # one member more than kept, without a budget
+    rung = done.final_rung
+    assert [c["trial"] for c in rung["candidates"]] == ["07", "00"]
+    scores = {c["trial"]: c["val_accuracy"] for c in rung["candidates"]}
+    assert scores[rung["kept"]] == max(scores.values())
+    assert done.hyperparameters.values == (defaults if rung["kept"] == "00" else slow).values
+    ensemble = rung["ensemble_val_accuracy"]
+    assert rung["loser_joined"] == (ensemble["with_loser"] >= ensemble["without_loser"])
+    # The loser held a member's place; without a budget a dropped loser's place is filled by one more member.
+    assert len(done.members) == 2
+    assert sum(line.startswith("retrain seed") for line in lines) == (2 if rung["loser_joined"] else 3)
     assert any(line.startswith("final rung: keeping trial") for line in lines)
+    assert any(line.startswith("final rung: the other configuration's member") for line in lines)
+
+
+class Predicts:
+    """A stand-in for a trained member that predicts fixed probabilities."""
+
+    def __init__(self, probabilities):
+        self.probabilities = np.asarray(probabilities, dtype="float32")
+
+    def predict(self, batches, verbose=0):
+        return self.probabilities
+
+
+def member_of(probabilities, seed=0):
+    model = Predicts(probabilities)
+    return (retraining.Retrained(seed=seed, model=model, history={}, best_epoch=1, epochs_run=1, wall_seconds=1.0),
+            {"accuracy": 0.0})  # fmt: skip
+
+
+def four_rows():
+    from tuning.data.types import Split
+
+    return Split(np.zeros((4, 2), dtype="float32"), np.array([0, 0, 1, 1]))
+
+
+@pytest.mark.parametrize("loser, joins", [
+    # the two members are wrong on the last row; the loser is right there, and sure: 3/4 -> 4/4
+    ([[0.9, 0.1], [0.9, 0.1], [0.1, 0.9], [0.2, 0.8]], True),
+    # the loser adds nothing and loses nothing: 3/4 either way, so it joins
+    ([[0.9, 0.1], [0.9, 0.1], [0.1, 0.9], [0.9, 0.1]], True),
+    # the loser is sure and wrong where the members were right: 3/4 -> 1/4
+    ([[0.0, 1.0], [0.0, 1.0], [0.1, 0.9], [0.9, 0.1]], False),
+])  # fmt: skip
+def test_the_rungs_loser_joins_when_the_averages_validation_accuracy_is_no_lower(loser, joins):
+    members = [member_of([[0.8, 0.2], [0.6, 0.4], [0.3, 0.7], [0.6, 0.4]]),
+               member_of([[0.6, 0.4], [0.8, 0.2], [0.2, 0.8], [0.55, 0.45]])]  # fmt: skip
+    lines: list[str] = []
+    judged = retraining._judge_loser(members, member_of(loser, seed=5), four_rows(), lines.append)
+    assert judged["loser_joined"] is joins
+    assert judged["ensemble_val_accuracy"]["without_loser"] == 0.75
+    assert lines == [f"final rung: the other configuration's member (seed 5) {'joins' if joins else 'is dropped from'} "
+                     f"the ensemble: validation {judged['ensemble_val_accuracy']['with_loser']:.4f} with it, 0.7500 without"]
 
 
 def test_when_the_time_ends_inside_the_final_rung_its_one_member_is_kept(tmp_path, monkeypatch):

@@ -79,7 +79,22 @@ def members(model: keras.Model) -> list[keras.Model]:
 
 def evaluate_split(model: keras.Model, split: Split) -> dict[str, float]:
     """Cross-entropy loss and accuracy of `model` on one split (compiled or not)."""
-    return _scores(model.predict(SplitFeeder(split).batches(EVAL_BATCH_SIZE), verbose=0), split.y)
+    return _scores(predict_split(model, split), split.y)
+
+
+def predict_split(model: keras.Model, split: Split) -> np.ndarray:
+    """`model`'s class probabilities over one split, shape `(n, classes)`."""
+    return model.predict(SplitFeeder(split).batches(EVAL_BATCH_SIZE), verbose=0)
+
+
+def average_scores(probabilities: list[np.ndarray], split: Split) -> dict[str, float]:
+    """Loss and accuracy of the mean of several models' probabilities over one split, as `average` would score.
+
+    Args:
+        probabilities: Each model's `predict_split` over `split`.
+        split: The split they predicted.
+    """
+    return _scores(np.mean(np.stack(probabilities), axis=0), split.y)
 
 
 def _scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:

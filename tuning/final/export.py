@@ -377,8 +377,14 @@ def _final_rung_line(rung: dict | None) -> str:
     if not rung:
         return ""
     scores = ", ".join(f"trial {c['trial']} {c['val_accuracy']:.4f}" for c in rung["candidates"])
-    return (f"- Final rung: the search's choice and the space's defaults, one member each at the members' length, on "
-            f"validation: {scores}; trial {rung['kept']}'s configuration was kept and the other member dropped.\n")
+    line = (f"- Final rung: the search's choice and the space's defaults, one member each at the members' length, on "
+            f"validation: {scores}; trial {rung['kept']}'s configuration was retrained")  # fmt: skip
+    if "loser_joined" not in rung:  # the time ran out inside the rung: one candidate trained
+        return line + ".\n"
+    ensemble = rung["ensemble_val_accuracy"]
+    fate = "joined the ensemble" if rung["loser_joined"] else "was dropped"
+    return (line + f", and the other's member {fate} (the average's validation accuracy "
+            f"{ensemble['with_loser']:.4f} with it, {ensemble['without_loser']:.4f} without).\n")
 
 
 def _card_loading(metrics: RunMetrics) -> str:
