@@ -24,8 +24,7 @@ import numpy as np
 
 from tuning.data.datasets import Split
 from tuning.errors import raise_if_stopped
-from tuning.final import evaluate
-from tuning.final.evaluate import _mc_dropout_pass, evaluate_split, has_dropout, is_chain
+from tuning.final.evaluate import _mc_dropout_pass, average_scores, evaluate_split, has_dropout, is_chain, predict_split
 from tuning.records import events, hparams
 from tuning.records.events import Listener, Say
 from tuning.search import budget
@@ -494,7 +493,7 @@ class Retraining:
             the other: `final_rung` says so).
         final_rung: When the search's choice and the space's defaults were compared at the members' length:
             each candidate's trial id and its member's validation accuracy, the kept trial's id, and whether the
-            other's member joined the ensemble (`_loser_joins`).
+            other's member joined the ensemble (`_judge_loser`).
     """
 
     members: list[tuple[Retrained, dict]]
@@ -651,9 +650,9 @@ def _judge_loser(retrains: list[tuple[Retrained, dict]], loser: tuple[Retrained,
     elsewhere; one that lost by points (mnist1d: 68.50% against 73.25%)
     pulls the average down and is dropped.
     """
-    probabilities = [evaluate.predict_split(retrained.model, val) for retrained, _ in retrains]
-    without = evaluate.average_scores(probabilities, val)["accuracy"]
-    with_it = evaluate.average_scores([*probabilities, evaluate.predict_split(loser[0].model, val)], val)["accuracy"]
+    probabilities = [predict_split(retrained.model, val) for retrained, _ in retrains]
+    without = average_scores(probabilities, val)["accuracy"]
+    with_it = average_scores([*probabilities, predict_split(loser[0].model, val)], val)["accuracy"]
     joined = with_it >= without
     say(f"final rung: the other configuration's member (seed {loser[0].seed}) "
         + ("joins" if joined else "is dropped from") + f" the ensemble: validation {with_it:.4f} with it, "
