@@ -257,7 +257,7 @@ def test_the_rungs_loser_joins_when_the_averages_validation_accuracy_is_no_lower
     lines: list[str] = []
     judged = retraining._judge_loser(members, member_of(loser, seed=5), four_rows(), lines.append)
     assert judged["loser_joined"] is joins
-    assert judged["ensemble_val_accuracy"]["without_loser"] == 0.75
+    assert judged["ensemble_val_accuracy"]["without_loser"] == 0.75 and judged["loser_seed"] == 5
     assert lines == [f"final rung: the other configuration's member (seed 5) {'joins' if joins else 'is dropped from'} "
                      f"the ensemble: validation {judged['ensemble_val_accuracy']['with_loser']:.4f} with it, 0.7500 without"]
 

@@ -18,7 +18,7 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import keras
 import numpy as np
@@ -201,13 +201,23 @@ def _swap_into_place(staging: Path, target: Path) -> None:
 
 
 def _architecture(model: keras.Model) -> str:
-    """The numbered layers; for an ensemble, a sentence saying so and its members' shared layers."""
+    """The numbered layers; for an ensemble, a sentence saying so and its members' layers, once per architecture."""
     members = evaluate.members(model)
-    layers = "\n".join(f"{i}. {line}" for i, line in enumerate(_layer_lines(members[0]), 1))
+    architectures: dict[tuple[str, ...], list[str]] = {}
+    for member in members:
+        architectures.setdefault(tuple(_layer_lines(member)), []).append(member.name)
     if len(members) == 1:
-        return layers
-    return (f"The average of the class probabilities of {len(members)} networks (`{members[0].name}` to "
-            f"`{members[-1].name}`), retrained with different seeds; each has these layers:\n\n{layers}")  # fmt: skip
+        return _numbered(next(iter(architectures)))
+    ensemble = (f"The average of the class probabilities of {len(members)} networks (`{members[0].name}` to "
+                f"`{members[-1].name}`), retrained with different seeds")  # fmt: skip
+    if len(architectures) == 1:
+        return f"{ensemble}; each has these layers:\n\n{_numbered(next(iter(architectures)))}"
+    return f"{ensemble}, in {len(architectures)} architectures:\n\n" + "\n\n".join(
+        f"{', '.join(f'`{name}`' for name in names)}:\n\n{_numbered(lines)}" for lines, names in architectures.items())
+
+
+def _numbered(lines: Sequence[str]) -> str:
+    return "\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1))
 
 
 def _layer_lines(model: keras.Model) -> list[str]:
@@ -270,9 +280,13 @@ def _variance_lines(final: FinalFigures, search: SearchFigures) -> str:
     else:
         verdict = (f"The search's best trial ({search.best_trial_val_accuracy:.4f}) and the retrained mean "
                    f"agree within {GAP_WARNING:.2f}: no sign that the search over-fitted its validation split.")
+    joined = _joined_loser(final.final_rung)
+    chosen = "so no score chose among them" if joined is None else (
+        f"so no score chose among them but one: seed {joined[1]} trained the final rung's other configuration "
+        f"(trial {joined[0]}) and joined because the average's validation accuracy was no lower with it")  # fmt: skip
     exported = (
         f"the export averages the {len(seeds)} models' class probabilities (a deep ensemble: "
-        f"validation {final.val_accuracy:.4f}, test {final.test_accuracy:.4f}), so no score chose among them"
+        f"validation {final.val_accuracy:.4f}, test {final.test_accuracy:.4f}), {chosen}"
         if len(seeds) > 1 else "it is exported as it is"
     )
     return f"""Retrained {len(seeds)} time(s) from scratch with different seeds; {exported}.
@@ -358,6 +372,9 @@ def _card_provenance(hyperparameters: dict, metrics: RunMetrics) -> str:
     machine, versions = metrics.machine or {}, metrics.versions or {}
     version_text = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if k != "platform")
     gpus = ", ".join(machine.get("gpus") or []) or "none"
+    joined = _joined_loser(final.final_rung)
+    table = ("" if joined is None else f"The table is trial {final.final_rung['kept']}'s configuration; seed {joined[1]}'s "
+             f"member trained trial {joined[0]}'s (the final rung's other).\n\n")  # fmt: skip
     return f"""## How it was found
 - Search: {search.tuner}, {counts} (cap {search.max_trials}; {_trial_epochs_text(search)}), {search.wall_seconds:.0f} s.
 - Retraining: {len(final.seeds)} seed(s) of up to {final.epoch_budget} epochs, {final.wall_seconds:.0f} s in all; seed {final.curves_seed} ran {final.epochs_run} epochs and kept epoch {final.best_epoch}.
@@ -366,11 +383,19 @@ def _card_provenance(hyperparameters: dict, metrics: RunMetrics) -> str:
 - Machine: {machine.get('processor', 'unknown')}, {machine.get('cpu_count', '?')} cores, GPUs: {gpus}.
 - Versions: {version_text}.
 
-| hyperparameter | value |
+{table}| hyperparameter | value |
 | --- | --- |
 {hp_lines}
 
 """
+
+
+def _joined_loser(rung: dict | None) -> tuple[str, int] | None:
+    """The final rung's other trial and its member's seed when that member joined the ensemble, else None."""
+    if not rung or not rung.get("loser_joined"):
+        return None
+    other = next(c["trial"] for c in rung["candidates"] if c["trial"] != rung["kept"])
+    return other, rung["loser_seed"]
 
 
 def _final_rung_line(rung: dict | None) -> str:

@@ -657,7 +657,8 @@ def _judge_loser(retrains: list[tuple[Retrained, dict]], loser: tuple[Retrained,
     say(f"final rung: the other configuration's member (seed {loser[0].seed}) "
         + ("joins" if joined else "is dropped from") + f" the ensemble: validation {with_it:.4f} with it, "
         f"{without:.4f} without")  # fmt: skip
-    return {"loser_joined": joined, "ensemble_val_accuracy": {"with_loser": with_it, "without_loser": without}}
+    return {"loser_joined": joined, "loser_seed": loser[0].seed,
+            "ensemble_val_accuracy": {"with_loser": with_it, "without_loser": without}}
 
 
 def _place_loser(retrains: list[tuple[Retrained, dict]], loser: tuple[Retrained, dict], plan: RetrainingPlan,
