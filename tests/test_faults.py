@@ -114,12 +114,21 @@ def test_a_filesystem_that_fills_up_stops_with_one_line_and_a_rerun_finishes_onc
     assert (small_disk / "digits-random" / "best" / "model.keras").exists()
 
 
+@pytest.fixture
+def ctrl_c_live():
+    """SIGINT as a process started from a terminal has it (Python's own handler), whatever started the tests:
+    a suite run in the background of a script (`.ci/run &`) inherits SIGINT ignored, which the commands keep."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize(("signal_number", "code", "line"), [
     (signal.SIGTERM, 143, "tuning.run: stopped by SIGTERM; stopped"),
     (signal.SIGINT, 130, "tuning.run: interrupted"),
 ], ids=["SIGTERM", "Ctrl-C"])  # fmt: skip
-def test_a_stop_that_lands_in_a_finalizer_prints_one_line_and_no_traceback(capfd, monkeypatch, signal_number, code,
-                                                                          line):  # fmt: skip
+def test_a_stop_that_lands_in_a_finalizer_prints_one_line_and_no_traceback(capfd, monkeypatch, ctrl_c_live,
+                                                                          signal_number, code, line):  # fmt: skip
     # The handler's raise can land in a weakref callback that the garbage collector runs (a WeakKeyDictionary
     # of Keras's): Python would print "Exception ignored in ..." and its traceback above the one line, and
     # drop the stop, so that a Ctrl-C would be lost and the run would go on.
